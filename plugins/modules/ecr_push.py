@@ -115,13 +115,10 @@ attributes:
     support: full
     membership:
       - webstack.deploy.aws
-  platform:
-    description: Target OS/families that can be operated against.
-    support: N/A
 requirements:
   - docker (the Docker SDK for Python) >= 7.0
 author:
-  - webstack.deploy maintainers
+  - webstack.deploy maintainers (@webstack)
 seealso:
   - module: community.aws.ecs_ecr
     description: Manages ECR repositories and their policies in full.

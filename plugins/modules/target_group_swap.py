@@ -109,11 +109,8 @@ attributes:
     support: full
     membership:
       - webstack.deploy.aws
-  platform:
-    description: Target OS/families that can be operated against.
-    support: N/A
 author:
-  - webstack.deploy maintainers
+  - webstack.deploy maintainers (@webstack)
 seealso:
   - module: amazon.aws.elb_application_lb
     description: Manages the load balancer, its listeners and rules as a whole.
