@@ -437,7 +437,7 @@ class Swap:
                 "Wait until they are OK, or leave out alarm_names to shift anyway."
             )
 
-        self.result["steps_applied"] = [percent for percent, _ in plan]
+        self.result["steps_applied"] = [step[0] for step in plan]
         if self.module.check_mode:
             self.result["changed"] = True
             self.result["active_target_group_arn"] = target
