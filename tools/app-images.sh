@@ -122,7 +122,6 @@ build_api() {
   common="$(printf '%s\n' "$(hash_paths "$ROOT" tools/app-images.sh)" \
     "$(hash_paths "$dir" Dockerfile .dockerignore package.json package-lock.json src)" "$BASE_ID" | sha)"
   for v in $API_VERSIONS; do
-    [[ "$v" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || fail "'$v' in SAMPLE_API_VERSIONS is not a valid image tag"
     broken=0
     [[ " $API_BROKEN " == *" $v "* ]] && broken=1
     inputs="$(printf '%s\n%s\n%s\n' "$common" "$v" "$broken" | sha)"
@@ -194,6 +193,14 @@ for t in "${targets[@]}"; do
     api | spa | redis) ;;
     *) fail "unknown target '$t' (expected api, spa or redis)" ;;
   esac
+done
+
+[ -n "${API_VERSIONS// /}" ] || fail "SAMPLE_API_VERSIONS is empty"
+for v in $API_VERSIONS; do
+  [[ "$v" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || fail "'$v' in SAMPLE_API_VERSIONS is not a valid image tag"
+done
+for v in $API_BROKEN; do
+  [[ " $API_VERSIONS " == *" $v "* ]] || fail "'$v' in SAMPLE_API_BROKEN is not one of SAMPLE_API_VERSIONS ($API_VERSIONS)"
 done
 
 require_tools docker node npm sha256sum flock
