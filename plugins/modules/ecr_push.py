@@ -93,10 +93,10 @@ notes:
     C(ecr:UploadLayerPart), C(ecr:CompleteLayerUpload), C(ecr:BatchCheckLayerAvailability), C(ecr:PutImage)),
     and, when settings change, C(ecr:CreateRepository), C(ecr:PutImageTagMutability),
     C(ecr:PutImageScanningConfiguration) and C(ecr:PutLifecyclePolicy).
-  - In check mode the module reads the repository and the tags and logs in to validate the credentials,
-    but creates, changes, tags and pushes nothing. RV(digest) is then the digest the tags hold, or, for a
-    push still to come, the digest the engine recorded for this image in this repository if there is exactly
-    one, and null otherwise.
+  - In check mode the module reads the repository and the tags, and logs the engine in when a push would
+    follow (to validate the credentials), but creates, changes, tags and pushes nothing. RV(digest) is then
+    the digest the tags hold, or, for a push still to come, the digest the engine recorded for this image in
+    this repository if there is exactly one, and null otherwise.
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -368,7 +368,8 @@ class EcrPush:
         try:
             client.login(username=user, password=password, registry=registry, reauth=True)
         except APIError as e:
-            text = str(e)
+            # The engine answers 500 with "login attempt to ... failed with status: 401 Unauthorized".
+            text = str(getattr(e, "explanation", None) or e)
             if getattr(e, "status_code", None) == 401 or "401" in text or "unauthorized" in text.lower():
                 self.fail_refused(registry, registry_url, text)
             self.module.fail_json(msg=f"Docker could not log in to the registry {registry}: {text}")
@@ -378,7 +379,7 @@ class EcrPush:
             f"registry_url ({registry_url}) must be a registry of the same AWS account and region as the "
             f"credentials (region {self.module.region})"
             if registry_url
-            else "the token belongs to the account and region of the credentials"
+            else "it is the registry ECR named for these credentials, so the token itself was refused"
         )
         self.module.fail_json(
             msg=f"The registry {registry} refused the credentials from ECR get_authorization_token (HTTP 401): "
@@ -441,7 +442,6 @@ class EcrPush:
         if registry is None:
             registry = registry_host_from_endpoint(proxy_endpoint)
         repository_uri = f"{registry}/{self.name}"
-        self.login(client, registry, user, password, p["registry_url"])
 
         try:
             if p["registry_url"]:
@@ -475,6 +475,9 @@ class EcrPush:
 
         to_push = [t for t in plans if t.needs_push]
         after_digests = {t.tag: predicted_digest(t, local, repository_uri) for t in plans}
+        if to_push:
+            # Also in check mode: a login changes nothing and tells whether the push would be accepted.
+            self.login(client, registry, user, password, p["registry_url"])
         if not self.module.check_mode:
             for change in changes:
                 self.apply_repository_change(change)

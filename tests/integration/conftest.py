@@ -31,6 +31,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -121,13 +122,14 @@ def bcrypt_hash(password: str) -> str:
             warnings.simplefilter("ignore", DeprecationWarning)
             import crypt  # removed in Python 3.13
 
-        hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))
+        # cost 4 (16 rounds): the registry checks the hash on every request of a push
+        hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
         if hashed and hashed.startswith("$2"):
             return hashed
     except ImportError:
         pass
     if shutil.which("htpasswd"):
-        out = subprocess.run(["htpasswd", "-nbB", "x", password], check=True, capture_output=True, text=True)
+        out = subprocess.run(["htpasswd", "-nbB", "-C", "4", "x", password], check=True, capture_output=True, text=True)
         return out.stdout.strip().split(":", 1)[1]
     pytest.fail("no bcrypt implementation: need Python's crypt module (< 3.13) or htpasswd (apache2-utils)")
 
@@ -259,6 +261,7 @@ class PlayResult:
     rc: int
     tasks: dict[str, dict]  # task name -> localhost's result
     output: str
+    durations: dict[str, float]  # task name -> seconds the task took (module run included)
 
 
 @pytest.fixture(scope="session")
@@ -305,10 +308,15 @@ def run_play(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Ca
             report = json.loads(proc.stdout)
         except ValueError:
             pytest.fail(f"ansible-playbook printed no JSON (rc {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-        tasks_out = {}
+        tasks_out, durations = {}, {}
         for play_out in report.get("plays", []):
             for task in play_out.get("tasks", []):
-                tasks_out[task["task"]["name"]] = task["hosts"].get("localhost", {})
-        return PlayResult(proc.returncode, tasks_out, proc.stdout + proc.stderr)
+                name = task["task"]["name"]
+                tasks_out[name] = task["hosts"].get("localhost", {})
+                span = task["task"].get("duration", {})
+                if span.get("start") and span.get("end"):
+                    start, end = (datetime.fromisoformat(span[k].replace("Z", "+00:00")) for k in ("start", "end"))
+                    durations[name] = (end - start).total_seconds()
+        return PlayResult(proc.returncode, tasks_out, proc.stdout + proc.stderr, durations)
 
     return run

@@ -39,11 +39,10 @@ def forward_weights(elbv2, listener_arn: str) -> dict[str, int]:
     return {action["TargetGroupArn"]: 1}
 
 
-@pytest.fixture
-def alb(aws_client) -> Alb:
-    """An ALB whose HTTP listener forwards to 'blue'; 'green' has one running (healthy) instance."""
-    ec2, elbv2 = aws_client("ec2"), aws_client("elbv2")
-    suffix = uuid.uuid4().hex[:6]
+@pytest.fixture(scope="module")
+def network(aws_client) -> tuple[str, list[str], str]:
+    """(VPC, two subnets in two zones, an AMI) shared by the tests of this file."""
+    ec2 = aws_client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     subnets = [
         ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"us-east-1{az}")["Subnet"][
@@ -51,13 +50,25 @@ def alb(aws_client) -> Alb:
         ]
         for i, az in enumerate("ab")
     ]
+    image = ec2.describe_images(Owners=["amazon"], MaxResults=5)["Images"][0]["ImageId"]
+    return vpc, subnets, image
+
+
+@pytest.fixture
+def alb(aws_client, network) -> Alb:
+    """An ALB whose HTTP listener forwards to 'blue'; 'green' has one running (healthy) instance."""
+    ec2, elbv2 = aws_client("ec2"), aws_client("elbv2")
+    vpc, subnets, image = network
+    suffix = uuid.uuid4().hex[:6]
     lb = elbv2.create_load_balancer(Name=f"tgswap-{suffix}", Subnets=subnets, Type="application")["LoadBalancers"][0]
     groups = {}
     for color in ("blue", "green"):
         groups[color] = elbv2.create_target_group(
             Name=f"tgswap-{color}-{suffix}", Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="instance"
         )["TargetGroups"][0]["TargetGroupArn"]
-        instance = run_instance(ec2, subnets[0])
+        instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnets[0])["Instances"][0][
+            "InstanceId"
+        ]
         elbv2.register_targets(TargetGroupArn=groups[color], Targets=[{"Id": instance, "Port": 8080}])
     listener = elbv2.create_listener(
         LoadBalancerArn=lb["LoadBalancerArn"],
@@ -68,13 +79,6 @@ def alb(aws_client) -> Alb:
     return Alb(
         lb["LoadBalancerArn"], lb["LoadBalancerName"], listener["ListenerArn"], groups["blue"], groups["green"], vpc
     )
-
-
-def run_instance(ec2, subnet: str) -> str:
-    image = ec2.describe_images(Owners=["amazon"], MaxResults=5)["Images"][0]["ImageId"]
-    return ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnet, InstanceType="t3.micro")[
-        "Instances"
-    ][0]["InstanceId"]
 
 
 def swap(name: str, **args) -> dict:
@@ -134,7 +138,10 @@ def test_check_apply_apply_check_then_rollback(run_play, alb, aws_client):
     assert rollback["previous_target_group_arns"] == [alb.green]
     assert rollback["diff"]["after"]["forward_weights"] == {alb.blue: 1}
     assert forward_weights(elbv2, alb.listener_arn) == {alb.blue: 1}
-    print(f"\ntarget_group_swap against moto: swap {apply['elapsed']}s, rollback {rollback['elapsed']}s (module time)")
+    print(
+        f"\ntarget_group_swap against moto: swap {apply['elapsed']}s, rollback {rollback['elapsed']}s in the module; "
+        f"tasks took {result.durations}"
+    )
 
 
 def test_swap_refused_while_targets_are_unhealthy(run_play, alb, aws_client):
