@@ -46,6 +46,11 @@ sanity() {
   rm -rf "$root"
 }
 
+node_tests() {
+  stage "node --test (sample API)"
+  (cd apps/sample/api && npm ci --omit=dev --no-audit --no-fund --loglevel=error && node --test test/)
+}
+
 pytests() {
   stage "pytest"
   pytest -q tests
@@ -75,13 +80,14 @@ what=("$@")
 total_start=$SECONDS
 for w in "${what[@]}"; do
   case "$w" in
-    all) run lint; run sanity; run pytests; run molecules ;;
+    all) run lint; run sanity; run node_tests; run pytests; run molecules ;;
     lint) run lint ;;
     sanity) run sanity ;;
+    node) run node_tests ;;
     pytest) run pytests ;;
     molecule) run molecules ;;
     molecule:*) run molecules "${w#molecule:}" ;;
-    *) echo "test.sh: unknown stage '$w' (all, lint, sanity, pytest, molecule, molecule:<scenario>)" >&2; exit 2 ;;
+    *) echo "test.sh: unknown stage '$w' (all, lint, sanity, node, pytest, molecule, molecule:<scenario>)" >&2; exit 2 ;;
   esac
 done
 stage "timings"

@@ -1,0 +1,73 @@
+"""The firewall as another host on the network sees it."""
+
+import os
+
+import pytest
+import testinfra
+
+SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "firewall")
+BOOKWORM = testinfra.get_host(f"docker://{SCENARIO}-bookworm")
+TRIXIE = testinfra.get_host(f"docker://{SCENARIO}-trixie")
+
+
+def _ip(host):
+    return host.check_output("hostname -I").split()[0]
+
+
+def _connects(client, target, port):
+    """True when a TCP connection from client to target:port completes within 3 s."""
+    cmd = f"timeout 3 bash -c 'exec 3<>/dev/tcp/{target}/{port}' 2>/dev/null"
+    return client.run(cmd).rc == 0
+
+
+@pytest.fixture(scope="module")
+def bookworm_ip():
+    return _ip(BOOKWORM)
+
+
+@pytest.fixture(scope="module")
+def trixie_ip():
+    return _ip(TRIXIE)
+
+
+def test_declared_port_is_open(bookworm_ip):
+    assert _connects(TRIXIE, bookworm_ip, 8443)
+
+
+def test_undeclared_port_is_closed(bookworm_ip):
+    # Something listens on 8081, but no role declared it.
+    assert BOOKWORM.socket("tcp://0.0.0.0:8081").is_listening
+    assert not _connects(TRIXIE, bookworm_ip, 8081)
+
+
+def test_rule_limited_to_source_network(bookworm_ip):
+    assert _connects(TRIXIE, bookworm_ip, 9100)
+
+
+def test_ssh_only_from_admin_networks(bookworm_ip, trixie_ip):
+    assert BOOKWORM.socket("tcp://0.0.0.0:22").is_listening
+    assert not _connects(TRIXIE, bookworm_ip, 22), "SSH reachable from outside firewall_admin_cidrs"
+    assert _connects(BOOKWORM, trixie_ip, 22), "SSH not reachable from firewall_admin_cidrs"
+
+
+def test_policies_and_rules():
+    status = BOOKWORM.check_output("ufw status verbose")
+    assert "Status: active" in status
+    assert "deny (incoming), allow (outgoing)" in status
+    added = BOOKWORM.check_output("ufw show added")
+    assert "7000" not in added, "a rule nobody declares any more was kept"
+    assert "ufw allow 7001/tcp" in added, "a rule added by hand was removed"
+    assert "webstack:probe-https:" in added
+
+
+def test_firewall_survives_restart(bookworm_ip):
+    assert BOOKWORM.run("systemctl restart ufw").rc == 0
+    assert _connects(TRIXIE, bookworm_ip, 8443)
+    assert not _connects(TRIXIE, bookworm_ip, 8081)
+
+
+def test_ssh_is_rate_limited(trixie_ip):
+    # ufw "limit": the 7th new connection within 30 s from one source is dropped.
+    results = [_connects(BOOKWORM, trixie_ip, 22) for _ in range(8)]
+    assert all(results[:6]), results
+    assert not all(results[6:]), results
