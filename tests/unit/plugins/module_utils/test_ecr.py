@@ -69,5 +69,5 @@ def test_foreign_lifecycle_policy_is_replaced_only_when_asked():
     foreign = '{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "untagged"}, "action": {"type": "expire"}}]}'
     current = RepositoryState.from_api(repo(), foreign)
     assert plan_repository("app", current, None, None, None)[0] == []
-    changes, _ = plan_repository("app", current, None, None, 10)
+    changes = plan_repository("app", current, None, None, 10)[0]
     assert [c.operation for c in changes] == ["put_lifecycle_policy"]

@@ -170,8 +170,8 @@ def test_plan_shift_already_active_is_no_change():
 def test_plan_shift_steps_and_previous_groups():
     previous, plan = plan_shift([simple(BLUE)], GREEN, [10, 50, 100])
     assert previous == [BLUE]
-    assert [p for p, _ in plan] == [10, 50, 100]
-    assert [forward_weights(actions) for _, actions in plan] == [
+    assert [step[0] for step in plan] == [10, 50, 100]
+    assert [forward_weights(step[1]) for step in plan] == [
         {GREEN: 10, BLUE: 90},
         {GREEN: 50, BLUE: 50},
         {GREEN: 1},
@@ -181,13 +181,13 @@ def test_plan_shift_steps_and_previous_groups():
 def test_plan_shift_resumes_from_the_current_share():
     previous, plan = plan_shift([weighted({BLUE: 50, GREEN: 50})], GREEN, [10, 50, 100])
     assert previous == [BLUE]
-    assert [p for p, _ in plan] == [100]
+    assert [step[0] for step in plan] == [100]
 
 
 def test_plan_shift_from_a_listener_that_does_not_forward_is_one_step():
     previous, plan = plan_shift([{"Type": "redirect", "Order": 1, "RedirectConfig": {}}], GREEN, [10, 100])
     assert previous == []
-    assert [p for p, _ in plan] == [100]
+    assert [step[0] for step in plan] == [100]
 
 
 def test_plan_shift_refuses_a_sixth_group():

@@ -43,7 +43,7 @@ def test_poll_until_gives_up_at_the_deadline_after_a_last_look():
 
 def test_poll_until_zero_timeout_looks_once():
     clock = Clock()
-    ok, _ = poll_until(lambda: 0, lambda v: False, timeout=0, sleep=clock.sleep, clock=clock)
+    ok = poll_until(lambda: 0, lambda v: False, timeout=0, sleep=clock.sleep, clock=clock)[0]
     assert not ok and clock.sleeps == []
 
 
