@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tools/apt-install.sh mmdebstrap docker.io curl openssl ca-certificates git rsync
+tools/apt-install.sh mmdebstrap docker.io docker-registry curl openssl ca-certificates git rsync
 tools/engine.sh
 
 VENV="${WEBSTACK_VENV:-.venv}"
