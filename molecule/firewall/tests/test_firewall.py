@@ -67,7 +67,9 @@ def test_firewall_survives_restart(bookworm_ip):
 
 
 def test_ssh_is_rate_limited(trixie_ip):
-    # ufw "limit": the 7th new connection within 30 s from one source is dropped.
+    # ufw "limit": from one source, a 7th new connection within 30 s is dropped
+    # (earlier tests may already have used some of the six).
     results = [_connects(BOOKWORM, trixie_ip, 22) for _ in range(8)]
-    assert all(results[:6]), results
-    assert not all(results[6:]), results
+    assert results[0], results
+    assert False in results, results
+    assert results.count(True) <= 6, results
