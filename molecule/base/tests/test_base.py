@@ -59,9 +59,7 @@ def test_password_login_not_offered(host, client):
 
 
 def test_sshd_effective_settings(host):
-    settings = dict(
-        line.split(" ", 1) for line in host.check_output("sshd -T").splitlines() if " " in line
-    )
+    settings = dict(line.split(" ", 1) for line in host.check_output("sshd -T").splitlines() if " " in line)
     assert settings["permitrootlogin"] == "no"
     assert settings["passwordauthentication"] == "no"
     assert settings["x11forwarding"] == "no"
