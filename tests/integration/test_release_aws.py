@@ -1,0 +1,179 @@
+"""playbooks/release_aws.yml and rollback_aws.yml against a moto server, with the staging inventory.
+
+The platform is provisioned once (playbooks/provision_aws.yml); the tests then run in order, each
+starting from the state the previous one left, as releases do: release 2.0.0 to green, roll back to
+blue, a rollback refused because green's targets are not healthy, a release stopped by an alarm.
+
+moto reports every registered target healthy at once and never evaluates alarms, so unhealthy
+targets are made by stopping instances (moto then reports them ``unused``) and a firing alarm by
+``set_alarm_state``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from test_ec2_autoscaling import account_vars, clients, moto_with_managed_policies, run_playbook
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NAME = "webstack-staging"
+FAST = {"release_aws_step_pause": 0, "release_aws_wait_timeout": 60, "release_aws_termination_wait": 600}
+
+
+@pytest.fixture(scope="module")
+def aws_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from moto_with_managed_policies(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def aws(aws_server: str) -> Callable:
+    return clients(aws_server)
+
+
+@pytest.fixture(scope="module")
+def base_vars(aws: Callable) -> dict:
+    return account_vars(aws)
+
+
+@pytest.fixture(scope="module")
+def platform(aws_server: str, base_vars: dict) -> dict:
+    run = run_playbook(aws_server, "provision_aws", "staging", base_vars)
+    assert run.rc == 0, run.failures or run.output[-3000:]
+    return run.tasks["Show what the release path uses"][-1]["msg"]
+
+
+def forwarding_to(aws: Callable, listener_arn: str) -> str:
+    """The target group that gets all the traffic of the listener's default action."""
+    action = aws("elbv2").describe_listeners(ListenerArns=[listener_arn])["Listeners"][0]["DefaultActions"][0]
+    assert action["Type"] == "forward"
+    groups = action.get("ForwardConfig", {}).get("TargetGroups") or [{"TargetGroupArn": action["TargetGroupArn"]}]
+    weighted = [g for g in groups if g.get("Weight", 1) > 0]
+    assert len(weighted) == 1, groups
+    return weighted[0]["TargetGroupArn"]
+
+
+def state(aws: Callable) -> dict:
+    return json.loads(aws("ssm").get_parameter(Name=f"/webstack/{NAME}/bluegreen")["Parameter"]["Value"])
+
+
+def group(aws: Callable, colour: str) -> dict:
+    (found,) = aws("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[f"{NAME}-{colour}"])[
+        "AutoScalingGroups"
+    ]
+    found["TagMap"] = {t["Key"]: t["Value"] for t in found["Tags"]}
+    return found
+
+
+def drain_actions(aws: Callable, colour: str) -> list[dict]:
+    return aws("autoscaling").describe_scheduled_actions(AutoScalingGroupName=f"{NAME}-{colour}")[
+        "ScheduledUpdateGroupActions"
+    ]
+
+
+def test_release_swaps_the_listener_to_the_idle_colour(aws_server: str, aws: Callable, base_vars: dict, platform: dict):
+    assert forwarding_to(aws, platform["https_listener_arn"]) == platform["target_group_arns"]["blue"]
+    run = run_playbook(aws_server, "release_aws", "staging", {**base_vars, **FAST, "release_aws_version": "2.0.0"})
+    assert run.rc == 0, run.failures or run.output[-3000:]
+    swap = run.tasks["Swap the HTTPS listener to the new colour"][0]
+    print(f"release: swap {swap['elapsed']:.2f} s (module), playbook {run.seconds:.1f} s")
+
+    assert forwarding_to(aws, platform["https_listener_arn"]) == platform["target_group_arns"]["green"]
+    green = group(aws, "green")
+    assert green["TagMap"]["AppVersion"] == "2.0.0"
+    assert (green["MinSize"], green["DesiredCapacity"]) == (1, 1)  # staging: one instance
+    assert [i["LifecycleState"] for i in green["Instances"]] == ["InService"]
+    health = aws("elbv2").describe_target_health(TargetGroupArn=platform["target_group_arns"]["green"])
+    registered = {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in health["TargetHealthDescriptions"]}
+    assert registered == {green["Instances"][0]["InstanceId"]: "healthy"}
+
+    recorded = state(aws)
+    assert recorded["active_colour"] == "green"
+    assert recorded["previous_colour"] == "blue"
+    assert recorded["previous_target_group_arns"] == [platform["target_group_arns"]["blue"]]
+    assert recorded["version"] == "2.0.0"
+
+    # The old colour keeps its instance for the termination-wait window, then a scheduled action empties it.
+    blue = group(aws, "blue")
+    assert len(blue["Instances"]) == 1
+    (drain,) = drain_actions(aws, "blue")
+    assert (drain["MinSize"], drain["DesiredCapacity"]) == (0, 0)
+    wait = (drain["StartTime"] - datetime.now(UTC)).total_seconds()
+    assert 400 < wait < 700
+
+
+def test_inventory_finds_the_instances_of_both_colours(aws_server: str, platform: dict):
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), AWS_URL=aws_server)
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-inventory"), "-i", "inventories/staging", "--list"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    inventory = json.loads(out)
+    assert len(inventory["colour_green"]["hosts"]) == 1
+    assert len(inventory["colour_blue"]["hosts"]) == 1
+    assert inventory["version_2_0_0"]["hosts"] == inventory["colour_green"]["hosts"]
+    green_host = inventory["colour_green"]["hosts"][0]
+    assert inventory["_meta"]["hostvars"][green_host]["webstack_app_version"] == "2.0.0"
+    assert "localhost" in inventory["aws_control"]["hosts"]
+
+
+def test_rollback_points_the_listener_back(aws_server: str, aws: Callable, base_vars: dict, platform: dict):
+    run = run_playbook(aws_server, "rollback_aws", "staging", {**base_vars, **FAST})
+    assert run.rc == 0, run.failures or run.output[-3000:]
+    swap = run.tasks["Swap the HTTPS listener back"][0]
+    print(f"rollback: swap {swap['elapsed']:.2f} s (module), playbook {run.seconds:.1f} s")
+
+    assert forwarding_to(aws, platform["https_listener_arn"]) == platform["target_group_arns"]["blue"]
+    recorded = state(aws)
+    assert (recorded["active_colour"], recorded["previous_colour"]) == ("blue", "green")
+    assert recorded["event"] == "rollback"
+    assert drain_actions(aws, "blue") == []  # blue serves again: its scale-in is cancelled
+    assert len(drain_actions(aws, "green")) == 1
+
+
+def test_rollback_refused_while_the_previous_colour_is_unhealthy(
+    aws_server: str, aws: Callable, base_vars: dict, platform: dict
+):
+    ec2 = aws("ec2")
+    green_instances = [i["InstanceId"] for i in group(aws, "green")["Instances"]]
+    ec2.stop_instances(InstanceIds=green_instances)
+    try:
+        start = time.monotonic()
+        run = run_playbook(aws_server, "rollback_aws", "staging", {**base_vars, **FAST, "release_aws_wait_timeout": 3})
+        assert run.rc != 0
+        assert any("Swap the HTTPS listener back" in failure for failure in run.failures), run.failures
+        assert time.monotonic() - start < 120
+    finally:
+        ec2.start_instances(InstanceIds=green_instances)
+    assert forwarding_to(aws, platform["https_listener_arn"]) == platform["target_group_arns"]["blue"]
+    assert state(aws)["active_colour"] == "blue"
+
+
+def test_release_stopped_by_a_firing_alarm(aws_server: str, aws: Callable, base_vars: dict, platform: dict):
+    cw = aws("cloudwatch")
+    alarm = f"{NAME}-alb-5xx-rate"
+    cw.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="test: 5xx rate above 1 %")
+    try:
+        run = run_playbook(aws_server, "release_aws", "staging", {**base_vars, **FAST, "release_aws_version": "3.0.0"})
+    finally:
+        cw.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="test: back to normal")
+    assert run.rc != 0
+    assert any("Stop the release" in failure for failure in run.failures), run.failures
+    swap = run.tasks["Swap the HTTPS listener to the new colour"][0]
+    assert alarm in swap.get("firing_alarms", []) or alarm in str(swap.get("msg")), swap
+    assert forwarding_to(aws, platform["https_listener_arn"]) == platform["target_group_arns"]["blue"]
+    green = group(aws, "green")
+    assert green["DesiredCapacity"] == 0  # the failed release put the idle colour back to zero
+    assert state(aws)["active_colour"] == "blue"
