@@ -450,9 +450,11 @@ def test_letsencrypt_site_waits_with_the_placeholder_certificate(host, ip):
 def test_bad_input_stops_before_any_change(host, sites, expected):
     before = host.file("/etc/nginx/webstack/sites/web.conf").sha256sum
     proc = run_converge(host.backend.get_hostname(), {"nginx_sites": sites}, check=True)
+    # Errors go to stdout or stderr depending on display_failed_stderr.
+    output = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "nginx_sites" in proc.stdout
-    assert expected in proc.stdout
+    assert "nginx_sites" in output
+    assert expected in output
     assert "changed=0" in proc.stdout
     assert host.file("/etc/nginx/webstack/sites/web.conf").sha256sum == before
 
