@@ -459,6 +459,28 @@ def test_bad_input_stops_before_any_change(host, sites, expected):
     assert host.file("/etc/nginx/webstack/sites/web.conf").sha256sum == before
 
 
+def test_check_mode_with_a_single_api_plan(host):
+    """The EEC-NIF shape (one site, SPA, one API on :5000, no Let's Encrypt) in check mode.
+
+    Check mode reports what it would change (the other sites' files would go)
+    and changes nothing.
+    """
+    site = {
+        "name": "eec-nif",
+        "server_names": ["eec-nif.webstack.test"],
+        "tls": {"mode": "selfsigned_ca"},
+        "spa_root": "/srv/spa",
+        "apps": [{"name": "api", "path": "/api", "upstream_port": 5000}],
+    }
+    files = ["/etc/nginx/webstack/sites/web.conf", "/etc/nginx/webstack/sites/admin.conf", "/etc/nginx/nginx.conf"]
+    before = {f: host.file(f).sha256sum for f in files}
+    proc = run_converge(host.backend.get_hostname(), {"nginx_sites": [site]}, check=True)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "changed=0" not in proc.stdout
+    assert {f: host.file(f).sha256sum for f in files} == before
+    assert not host.file("/etc/nginx/webstack/sites/eec-nif.conf").exists
+
+
 # --- bluegreen switch, maintenance and restart --------------------------------------
 
 
