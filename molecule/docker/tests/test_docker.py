@@ -1,0 +1,105 @@
+"""What an operator sees on a Docker host after docker_host and compose_stack."""
+
+import json
+import shlex
+import time
+
+SECRET = "s3cr\"et 'x' $HOME \\n #1"  # as converge.yml sets API_TOKEN
+
+
+def http(host, url, body=None):
+    """An HTTP request from the host itself (the image has python3, not curl); returns (status, JSON)."""
+    script = (
+        "import json, sys, urllib.request\n"
+        "data = sys.argv[2].encode() if len(sys.argv) > 2 else None\n"
+        "req = urllib.request.Request(sys.argv[1], data=data, headers={'Content-Type': 'application/json'})\n"
+        "with urllib.request.urlopen(req, timeout=10) as r:\n"
+        "    print(json.dumps([r.status, json.load(r)]))\n"
+    )
+    args = [url] if body is None else [url, body]
+    return tuple(json.loads(host.check_output(shlex.join(["python3", "-c", script, *args]))))
+
+
+def info(host):
+    return json.loads(host.check_output("docker info --format '{{json .}}'"))
+
+
+def test_engine_runs_a_container(host):
+    out = host.check_output("docker run --rm --entrypoint node webstack/sample-api:v1 -e 'console.log(6*7)'")
+    assert out.strip() == "42"
+
+
+def test_daemon_settings_are_live(host):
+    data = info(host)
+    assert data["LiveRestoreEnabled"] is True
+    assert data["LoggingDriver"] == "json-file"
+    # The rotation applies to the containers the engine starts.
+    log_config = json.loads(host.check_output("docker inspect -f '{{json .HostConfig.LogConfig}}' demo-redis-1"))
+    assert log_config == {"Type": "json-file", "Config": {"max-file": "5", "max-size": "10m"}}
+
+
+def test_compose_v2_is_the_compose(host):
+    assert host.check_output("docker compose version --short").startswith("2.")
+
+
+def test_live_restore_keeps_containers_across_a_docker_restart(host):
+    before = host.check_output("docker inspect -f '{{.State.StartedAt}} {{.State.Pid}}' demo-api-1")
+    host.check_output("systemctl restart docker")
+    assert host.service("docker").is_running
+    after = host.check_output("docker inspect -f '{{.State.StartedAt}} {{.State.Pid}}' demo-api-1")
+    assert after == before, "the container was restarted with dockerd"
+    assert http(host, "http://127.0.0.1:8080/health")[0] == 200
+
+
+def test_ecr_login_lets_the_host_pull_from_the_registry(host):
+    # The token came from moto's ECR; the registry wants the password inside it.
+    pulled = host.run("docker pull 127.0.0.1:5000/webstack/sample-api:v1")
+    assert pulled.rc == 0, pulled.stderr
+    anonymous = host.run(
+        "d=$(mktemp -d) && docker --config $d pull 127.0.0.1:5000/webstack/sample-api:v1; rc=$?; rm -rf $d; exit $rc"
+    )
+    assert anonymous.rc != 0 and "no basic auth credentials" in anonymous.stderr + anonymous.stdout
+    assert host.file("/root/.docker/config.json").mode == 0o600
+
+
+def test_prune_keeps_what_a_rollback_needs(host):
+    # Five images of one repository, the oldest used by a stopped container.
+    for n in range(1, 6):
+        dockerfile = f"FROM webstack/sample-api:v1\\nLABEL prunetest={n}\\n"
+        host.check_output(f"printf '{dockerfile}' | DOCKER_BUILDKIT=0 docker build -q -t prunetest:t{n} -")
+        time.sleep(1.1)  # distinct creation times
+    host.check_output("docker create --name prunetest-stopped prunetest:t1")
+    try:
+        host.check_output("systemctl start webstack-docker-prune.service")
+        tags = set(host.check_output("docker image ls prunetest --format '{{.Tag}}'").split())
+        # keep 2 (converge.yml) newest + the one a container uses
+        assert tags == {"t1", "t4", "t5"}
+        assert "webstack/sample-api" in host.check_output("docker image ls --format '{{.Repository}}'")
+    finally:
+        host.run("docker rm -f prunetest-stopped; docker image ls -q prunetest | xargs -r docker image rm -f")
+
+
+def test_prune_runs_on_a_timer(host):
+    assert host.service("webstack-docker-prune.timer").is_enabled
+    assert host.service("webstack-docker-prune.timer").is_running
+
+
+def test_stack_is_up_and_healthy(host):
+    services = [json.loads(line) for line in host.check_output("docker compose -p demo ps --format json").splitlines()]
+    assert {s["Service"]: s["Health"] for s in services} == {"api": "healthy", "redis": "healthy"}
+    status, health = http(host, "http://127.0.0.1:8080/health")
+    assert status == 200 and health["status"] == "ok" and health["redis"] == "ok"
+    status, created = http(host, "http://127.0.0.1:8080/api/items", json.dumps({"name": "from test"}))
+    assert status == 201 and created["name"] == "from test"
+
+
+def test_published_port_is_on_loopback_only(host):
+    assert host.check_output("docker port demo-api-1 5000").strip() == "127.0.0.1:8080"
+
+
+def test_secrets_reach_the_container_intact_and_stay_out_of_compose_yaml(host):
+    assert host.check_output("docker exec demo-api-1 printenv API_TOKEN") == SECRET
+    assert host.check_output("docker exec demo-api-1 printenv GREETING") == "costs $5"
+    env_file = host.file("/opt/webstack/demo/api.env")
+    assert env_file.mode == 0o600 and env_file.user == "root"
+    assert "s3cr" not in host.file("/opt/webstack/demo/compose.yaml").content_string
