@@ -38,6 +38,13 @@ class Run:
     output: str
 
 
+def task(run: Run, name: str) -> list[dict]:
+    """Results of the task called ``name`` (role tasks are reported as ``<role> : <name>``)."""
+    found = [results for full, results in run.tasks.items() if full == name or full.endswith(f" : {name}")]
+    assert found, f"no task {name!r} in {sorted(run.tasks)}"
+    return found[0]
+
+
 def moto_with_managed_policies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Run a moto server with AWS managed IAM policies loaded; yield its URL (fixture body, shared)."""
     port = free_port()
@@ -205,7 +212,7 @@ def test_check_mode_after_apply_reports_no_change(converged: dict):
 
 
 def test_role_records_what_the_release_path_needs(converged: dict, aws: Callable):
-    facts = converged["apply_again"].tasks["Show what the release path uses"][0]["msg"]
+    facts = task(converged["apply_again"], "Show what the release path uses")[0]["msg"]
     listener = aws("elbv2").describe_listeners(ListenerArns=[facts["https_listener_arn"]])["Listeners"][0]
     assert listener["Port"] == 443
     assert facts["active_colour"] == "blue"
