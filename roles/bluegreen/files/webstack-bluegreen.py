@@ -7,6 +7,8 @@
                             configuration with `nginx -t` and reload nginx
                             gracefully; the previous file comes back if
                             either step fails
+  webstack-bluegreen status print an app's release record, its blue and green
+                            containers and the port nginx sends it to
 
 Both print one JSON object on stdout and exit 0 on success, 1 on failure,
 2 on bad arguments. An operator can flip traffic by hand with `switch`:
@@ -188,6 +190,50 @@ def switch(args: argparse.Namespace) -> int:
     return 0
 
 
+def upstream_port(path: str) -> int | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            match = SERVER_LINE.search(handle.read())
+    except FileNotFoundError:
+        return None
+    return int(match.group(1)) if match else None
+
+
+def status(args: argparse.Namespace) -> int:
+    record_path = os.path.join(args.state_dir, f"{args.app}.json")
+    try:
+        with open(record_path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except FileNotFoundError:
+        record = None
+    except ValueError as err:
+        print(json.dumps({"failed": True, "reason": f"{record_path} is not JSON: {err}"}))
+        return 1
+    names = {color: f"{args.app}-{color}" for color in ("blue", "green")}
+    # `docker container inspect` prints the containers it found and fails on
+    # the others: the missing ones are simply absent from its output.
+    inspect = subprocess.run(["docker", "container", "inspect", *names.values()], capture_output=True, text=True)
+    try:
+        found = {c["Name"].lstrip("/"): c for c in json.loads(inspect.stdout or "[]")}
+    except ValueError:
+        print(json.dumps({"failed": True, "reason": f"docker container inspect failed: {inspect.stderr.strip()}"}))
+        return 1
+    if not found and "No such" not in inspect.stderr and inspect.returncode != 0:
+        print(json.dumps({"failed": True, "reason": f"docker container inspect failed: {inspect.stderr.strip()}"}))
+        return 1
+    containers = {}
+    for color, name in names.items():
+        c = found.get(name)
+        containers[color] = {
+            "exists": c is not None,
+            "running": bool(c and c["State"]["Running"] and not c["State"].get("Restarting")),
+            "image": c["Config"]["Image"] if c else None,
+        }
+    upstream = upstream_port(os.path.join(args.upstream_dir, f"{args.app}.conf"))
+    print(json.dumps({"record": record, "containers": containers, "upstream_port": upstream}))
+    return 0
+
+
 def expectation(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -223,12 +269,17 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--test-command", default="nginx -t")
     s.add_argument("--reload-command", default="systemctl reload nginx")
 
+    t = sub.add_parser("status", help="an app's release record, containers and upstream port")
+    t.add_argument("--app", required=True)
+    t.add_argument("--state-dir", default="/var/lib/webstack/releases")
+    t.add_argument("--upstream-dir", default="/etc/nginx/webstack/upstreams")
+
     args = parser.parse_args(argv)
     if args.command == "wait":
         return wait(args)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.app):
         parser.error(f"--app must be an app name (letters, digits, _ . -), got {args.app!r}")
-    return switch(args)
+    return switch(args) if args.command == "switch" else status(args)
 
 
 if __name__ == "__main__":
