@@ -1,0 +1,467 @@
+#!/usr/bin/env python3
+"""Count the requests a blue/green release or rollback drops.
+
+Keep-alive HTTPS load (GETs and POSTs) through nginx while a command runs -
+a release, a rollback, or for comparison a plain `docker compose up -d`
+recreate of the same service - and print requests sent, failed (non-2xx or
+connection error), p50/p99 latency and, when a version is expected, the time
+from the command's start until every response comes from that version.
+
+  zero_downtime.py load --url https://127.0.0.1:28443 --host sample.webstack.test \\
+      --expect-version v2 -- ansible-playbook playbooks/release.yml -e bluegreen_version=v2
+  zero_downtime.py suite            # release, rollback and compose baseline on the
+                                    # molecule bluegreen instance (see bench/README.md)
+
+Bounded: at most --max-requests requests and --max-seconds seconds per run.
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import http.client
+import json
+import os
+import select
+import shlex
+import ssl
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+# The kinds of request each worker cycles through: every answer names the
+# version that served it (GET /api/items does not, and grows with the POSTs).
+CYCLE = (("GET", "/api/version"), ("POST", "/api/items"), ("GET", "/health"), ("GET", "/api/version"))
+
+
+@dataclass
+class Sample:
+    started: float  # monotonic seconds
+    latency: float  # seconds
+    method: str
+    path: str
+    status: int | None  # None: connection error
+    version: str | None
+    error: str | None = None
+    retried: bool = False  # a reused keep-alive connection was closed first
+
+
+@dataclass
+class Result:
+    samples: list[Sample] = field(default_factory=list)
+    action_start: float | None = None
+    action_end: float | None = None
+    action_rc: int | None = None
+    action_output: str = ""
+    connections: int = 0
+
+    def failed(self) -> list[Sample]:
+        return [s for s in self.samples if s.status is None or not 200 <= s.status < 300]
+
+    def summary(self, expect_version: str | None) -> dict:
+        latencies = sorted(s.latency for s in self.samples if s.status is not None)
+        failed = self.failed()
+        out = {
+            "sent": len(self.samples),
+            "failed": len(failed),
+            "failed_by_kind": _count(f"{s.status}" if s.status is not None else s.error or "error" for s in failed),
+            "keepalive_retries": sum(1 for s in self.samples if s.retried),
+            "connections_opened": self.connections,
+            "p50_ms": round(_percentile(latencies, 50) * 1000, 1) if latencies else None,
+            "p99_ms": round(_percentile(latencies, 99) * 1000, 1) if latencies else None,
+            "max_ms": round(latencies[-1] * 1000, 1) if latencies else None,
+            "versions": _count(s.version or "-" for s in self.samples if s.status is not None),
+            "action_seconds": round(self.action_end - self.action_start, 1)
+            if self.action_start is not None and self.action_end is not None
+            else None,
+            "action_rc": self.action_rc,
+        }
+        if expect_version and self.action_start is not None:
+            out["switch_seconds"] = self.switch_seconds(expect_version)
+        return out
+
+    def switch_seconds(self, version: str) -> float | None:
+        """From the action's start until every later answer came from `version`."""
+        after = sorted(
+            (s for s in self.samples if s.started >= self.action_start and s.status is not None),
+            key=lambda s: s.started,
+        )
+        if not after or after[-1].version != version:
+            return None
+        last_other = max((s.started + s.latency for s in after if s.version != version), default=self.action_start)
+        return round(last_other - self.action_start, 2)
+
+
+def _count(items) -> dict:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _percentile(sorted_values: list[float], pct: float) -> float:
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    return (
+        statistics.quantiles(sorted_values, n=100, method="inclusive")[int(pct) - 1] if pct < 100 else sorted_values[-1]
+    )
+
+
+class NamedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to an address, asking for the site by name (SNI) like a browser."""
+
+    def __init__(self, host: str, port: int, server_name: str, **kwargs) -> None:
+        super().__init__(host, port, **kwargs)
+        self.server_name = server_name
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.server_name)  # type: ignore[attr-defined]
+
+
+class Worker(threading.Thread):
+    def __init__(self, index: int, load: Load) -> None:
+        super().__init__(name=f"load-{index}", daemon=True)
+        self.index = index
+        self.load = load
+        self.conn: http.client.HTTPConnection | None = None
+        self.used = 0  # requests sent on the current connection
+
+    def connect(self) -> http.client.HTTPConnection:
+        url = self.load.url
+        if url.scheme == "https":
+            context = ssl.create_default_context(cafile=self.load.cafile)
+            if not self.load.cafile:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            conn: http.client.HTTPConnection = NamedHTTPSConnection(
+                url.hostname or "127.0.0.1", url.port or 443, self.load.host, timeout=10, context=context
+            )
+        else:
+            conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80, timeout=10)
+        with self.load.lock:
+            self.load.result.connections += 1
+        self.used = 0
+        return conn
+
+    def dropped(self) -> bool:
+        """Whether the server closed the idle connection (what urllib3 checks before reuse)."""
+        sock = self.conn.sock if self.conn is not None else None
+        if sock is None:
+            return True
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable)
+
+    def once(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes, bool]:
+        """Send one request; returns status, body and whether the connection closes."""
+        if self.conn is not None and self.used > 0 and self.dropped():
+            self.close()
+        if self.conn is None:
+            self.conn = self.connect()
+        headers = {"Host": self.load.host}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        self.conn.request(method, path, body=body, headers=headers)
+        self.used += 1
+        response = self.conn.getresponse()
+        data = response.read()
+        return response.status, data, response.will_close
+
+    def run(self) -> None:
+        n = 0
+        while not self.load.should_stop():
+            method, path = CYCLE[(n + self.index) % len(CYCLE)]
+            n += 1
+            body = json.dumps({"name": f"bench {self.index}-{n}"}).encode() if method == "POST" else None
+            started = time.monotonic()
+            sample = Sample(started, 0.0, method, path, None, None)
+            for attempt in (1, 2):
+                reused = self.conn is not None and self.used > 0
+                try:
+                    status, data, closes = self.once(method, path, body)
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as err:
+                    self.close()
+                    # The server closed an idle keep-alive connection as the
+                    # request went out (nginx's old workers do that on reload).
+                    # The request never reached an app: clients (browsers,
+                    # curl) send it again on a new connection, once.
+                    if reused and attempt == 1 and self.load.retry_stale:
+                        sample.retried = True
+                        continue
+                    sample.error = type(err).__name__
+                    break
+                except (OSError, http.client.HTTPException) as err:
+                    self.close()
+                    sample.error = type(err).__name__
+                    break
+                sample.status = status
+                try:
+                    sample.version = json.loads(data).get("version")
+                except (ValueError, AttributeError):
+                    sample.version = None
+                if closes:
+                    self.close()
+                break
+            sample.latency = time.monotonic() - started
+            self.load.record(sample)
+            if self.load.pause:
+                time.sleep(self.load.pause)
+        self.close()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+class Load:
+    """N keep-alive workers against one site until stopped or a bound is hit."""
+
+    def __init__(
+        self,
+        url: str,
+        host: str,
+        concurrency: int = 8,
+        max_requests: int = 20000,
+        max_seconds: float = 120.0,
+        pause: float = 0.0,
+        cafile: str | None = None,
+        retry_stale: bool = True,
+    ) -> None:
+        self.url = urlsplit(url)
+        self.host = host or (self.url.hostname or "")
+        self.concurrency = concurrency
+        self.max_requests = max_requests
+        self.max_seconds = max_seconds
+        self.pause = pause
+        self.cafile = cafile
+        self.retry_stale = retry_stale
+        self.lock = threading.Lock()
+        self.result = Result()
+        self.stopped = threading.Event()
+        self.started = 0.0
+        self.workers = [Worker(i, self) for i in range(concurrency)]
+
+    def record(self, sample: Sample) -> None:
+        with self.lock:
+            self.result.samples.append(sample)
+
+    def should_stop(self) -> bool:
+        return (
+            self.stopped.is_set()
+            or len(self.result.samples) >= self.max_requests
+            or time.monotonic() - self.started > self.max_seconds
+        )
+
+    def __enter__(self) -> Load:
+        self.started = time.monotonic()
+        for worker in self.workers:
+            worker.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        for worker in self.workers:
+            worker.join(timeout=15)
+
+    def during(self, command: list[str], warmup: float = 2.0, settle: float = 3.0) -> Result:
+        """Run `command` under load: warm-up, the command, a settling time."""
+        with self:
+            time.sleep(warmup)
+            self.result.action_start = time.monotonic()
+            proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+            self.result.action_end = time.monotonic()
+            self.result.action_rc = proc.returncode
+            self.result.action_output = proc.stdout + proc.stderr
+            time.sleep(settle)
+        return self.result
+
+
+def print_report(title: str, summary: dict) -> None:
+    print(f"\n== {title}")
+    width = max(len(k) for k in summary)
+    for key, value in summary.items():
+        print(f"  {key:<{width}}  {value}")
+
+
+# --- the suite on the molecule bluegreen instance ------------------------------------------
+
+
+def molecule_inventory(scenario: str) -> str:
+    found = sorted(glob.glob(os.path.expanduser(f"~/.ansible/tmp/molecule.*.{scenario}/inventory")))
+    if not found:
+        sys.exit(f"no molecule inventory for scenario {scenario}: run `molecule converge -s {scenario}` first")
+    return found[0]
+
+
+def on_host(container: str, script: str) -> str:
+    proc = subprocess.run(["docker", "exec", "-i", container, "bash", "-euc", script], capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"on {container}: {script!r} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def live_state(container: str, app: str) -> dict:
+    return json.loads(on_host(container, f"cat /var/lib/webstack/releases/{app}.json"))
+
+
+BASELINE_COMPOSE = """\
+name: zdbaseline
+services:
+  api:
+    image: webstack/sample-api:${TAG}
+    ports: ["127.0.0.1:${PORT}:5000"]
+    environment: {REDIS_URL: "redis://redis:6379/0", COLOR: compose, LOG_DIR: /tmp}
+    networks: [webstack]
+    stop_grace_period: 30s
+networks:
+  webstack: {external: true}
+"""
+
+
+def suite(args: argparse.Namespace) -> int:
+    inventory = args.inventory or molecule_inventory(args.scenario)
+    container = args.container or f"{args.scenario}-dockerhost"
+    env_playbook = ["ansible-playbook", "-i", inventory]
+    results: dict[str, dict] = {}
+    load_kwargs = {
+        "url": args.url,
+        "host": args.host,
+        "concurrency": args.concurrency,
+        "max_requests": args.max_requests,
+        "max_seconds": args.max_seconds,
+        "pause": args.pause,
+        "retry_stale": not args.no_retry,
+    }
+
+    start = live_state(container, args.app)
+    versions = args.versions.split(",")
+    # Release the version that is not live, so every run releases something.
+    release_to = versions[1] if start["version"] == versions[0] else versions[0]
+    back_to = start["version"]
+    print(f"live: {start['version']} on {start['color']}; release {release_to}, then roll back to {back_to}")
+
+    release = Load(**load_kwargs).during(
+        [*env_playbook, "playbooks/release.yml", "-e", f"bluegreen_version={release_to}"]
+    )
+    results["release"] = release.summary(release_to)
+    print_report(f"blue/green release {back_to} -> {release_to}", results["release"])
+
+    rollback = Load(**load_kwargs).during([*env_playbook, "playbooks/rollback.yml"])
+    results["rollback"] = rollback.summary(back_to)
+    print_report(f"rollback {release_to} -> {back_to} (previous colour warm)", results["rollback"])
+
+    # Baseline: the same service run by plain compose, recreated on a new version.
+    port = args.baseline_port
+    state = live_state(container, args.app)
+    live_port = state["port"]
+    on_host(
+        container,
+        f"mkdir -p /opt/zdbaseline && cat > /opt/zdbaseline/compose.yaml <<'EOF'\n{BASELINE_COMPOSE}EOF\n"
+        f"cd /opt/zdbaseline && TAG={back_to} PORT={port} docker compose up -d --wait --quiet-pull >/dev/null 2>&1",
+    )
+    on_host(container, f"webstack-bluegreen switch --app {args.app} --port {port} >/dev/null")
+    try:
+        baseline = Load(**load_kwargs).during(
+            [
+                "docker",
+                "exec",
+                container,
+                "bash",
+                "-c",
+                f"cd /opt/zdbaseline && TAG={release_to} PORT={port} docker compose up -d --wait",
+            ]
+        )
+        results["compose_recreate"] = baseline.summary(release_to)
+        print_report(
+            f"baseline: docker compose up -d, {back_to} -> {release_to} (same service, recreated)",
+            results["compose_recreate"],
+        )
+    finally:
+        on_host(container, f"webstack-bluegreen switch --app {args.app} --port {live_port} >/dev/null")
+        on_host(
+            container, "cd /opt/zdbaseline && TAG=x PORT=1 docker compose down >/dev/null 2>&1; rm -rf /opt/zdbaseline"
+        )
+
+    for name, res in (("release", release), ("rollback", rollback)):
+        if res.action_rc != 0:
+            print(f"\n{name} playbook failed (rc {res.action_rc}):\n{res.action_output[-3000:]}", file=sys.stderr)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    ok = all(results[k]["failed"] == 0 and results[k]["action_rc"] == 0 for k in ("release", "rollback"))
+    return 0 if ok else 1
+
+
+def load_command(args: argparse.Namespace) -> int:
+    if not args.command:
+        sys.exit("give the command to run under load after --")
+    load = Load(
+        args.url,
+        args.host,
+        args.concurrency,
+        args.max_requests,
+        args.max_seconds,
+        args.pause,
+        retry_stale=not args.no_retry,
+    )
+    result = load.during(args.command, warmup=args.warmup, settle=args.settle)
+    summary = result.summary(args.expect_version)
+    print_report(" ".join(shlex.quote(c) for c in args.command), summary)
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+    if result.action_rc != 0:
+        print(result.action_output[-3000:], file=sys.stderr)
+    return 0 if summary["failed"] == 0 and result.action_rc == 0 else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="mode", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        port = os.environ.get("WEBSTACK_BLUEGREEN_HTTPS_PORT", "28443")
+        p.add_argument("--url", default=f"https://127.0.0.1:{port}", help="nginx (HTTPS) base URL")
+        p.add_argument("--host", default="sample.webstack.test", help="site name (Host header and SNI)")
+        p.add_argument("--concurrency", type=int, default=8, help="keep-alive connections")
+        p.add_argument("--max-requests", type=int, default=50000, help="bound on requests per run")
+        p.add_argument("--max-seconds", type=float, default=300, help="bound on seconds per run")
+        p.add_argument("--pause", type=float, default=0.0, help="seconds each worker waits between requests")
+        p.add_argument(
+            "--no-retry",
+            action="store_true",
+            help="count a request on a keep-alive connection the server just closed as failed "
+            "instead of sending it again once on a new connection",
+        )
+        p.add_argument("--json", help="also write the figures to this file")
+
+    s = sub.add_parser("suite", help="release, rollback and compose baseline on the molecule bluegreen instance")
+    common(s)
+    s.add_argument("--scenario", default="bluegreen")
+    s.add_argument("--inventory", help="inventory (default: the molecule scenario's)")
+    s.add_argument("--container", help="Docker host container (default <scenario>-dockerhost)")
+    s.add_argument("--app", default="sample-api")
+    s.add_argument("--versions", default="v1,v2", help="two good versions to go between")
+    s.add_argument("--baseline-port", type=int, default=5003)
+
+    load = sub.add_parser("load", help="run one command under load")
+    common(load)
+    load.add_argument("--expect-version", help="version every answer should come from once the command ran")
+    load.add_argument("--warmup", type=float, default=2.0)
+    load.add_argument("--settle", type=float, default=3.0)
+    load.add_argument("command", nargs=argparse.REMAINDER)
+
+    args = parser.parse_args(argv)
+    if args.mode == "load" and args.command and args.command[0] == "--":
+        args.command = args.command[1:]
+    return suite(args) if args.mode == "suite" else load_command(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
