@@ -56,8 +56,11 @@ pytests() {
   pytest -q tests
 }
 
-# Every scenario under molecule/, in an order where cheap ones fail first.
-SCENARIOS=(base firewall nginx docker)
+# The scenarios `make test` runs, cheap ones first. docker and bluegreen (a
+# Docker host with its own engine; releases under load) run with
+# `tools/test.sh molecule:docker molecule:bluegreen` until a clean run has
+# timed them inside CI's budget.
+SCENARIOS=(base firewall nginx)
 
 molecules() {
   local scenarios=("$@")
