@@ -8,7 +8,11 @@ No AWX server runs here (awx/README.md), so these tests check what can be checke
 * the surveys are valid AWX survey items, credentials and inventories that templates name are defined,
   every environment's inventory source points at an inventory directory of the repository;
 * the release workflow is backup -> deploy -> smoke test, with rollback on a failed deploy or smoke test;
-* ``ansible-playbook --syntax-check awx/configure.yml``.
+* ``ansible-playbook --syntax-check awx/configure.yml``;
+* ``awx/configure.yml --check`` against a stand-in controller: a small HTTP server that answers every lookup
+  with an existing object and refuses nothing. That proves the awx.awx modules accept every option and value
+  the playbook renders from the data (their argument specs run) and shows the rendered surveys and workflow
+  nodes; it says nothing about how a real AWX would take them.
 
 The variable names of the deploy, rollback, backup and restore playbooks are in ``EXPECTED_SURVEYS`` below:
 renaming one is a one-line change there and in awx/controller.yml.
@@ -16,10 +20,17 @@ renaming one is a one-line change there and in awx/controller.yml.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 import yaml
@@ -216,3 +227,121 @@ def test_configure_playbook_syntax():
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+class StandInController(BaseHTTPRequestHandler):
+    """Every list lookup finds one object of that name; writes are recorded (check mode must make none)."""
+
+    writes: ClassVar[list[str]] = []
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def send(self, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-API-Product-Name", "AWX")
+        self.send_header("X-API-Product-Version", "24.6.1")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        url = urlparse(self.path)
+        match = re.match(r"^/api/v2/([a-z_]+)/(?:(\d+)/)?([a-z_]+/)?$", url.path)
+        if not match or match.group(3):
+            self.send({"count": 0, "next": None, "results": []})
+            return
+        kind, ident = match.group(1), match.group(2)
+        item = {
+            "id": 1,
+            "name": parse_qs(url.query).get("name", ["existing"])[0],
+            "type": kind.rstrip("s"),
+            "url": f"/api/v2/{kind}/1/",
+            "kind": "",
+            "related": {r: f"/api/v2/{kind}/1/{r}/" for r in ("survey_spec", "workflow_nodes", "credentials")},
+            "summary_fields": {},
+        }
+        self.send(item if ident else {"count": 1, "next": None, "results": [item]})
+
+    def do_POST(self) -> None:
+        self.writes.append(f"{self.command} {self.path}")
+        self.send({})
+
+    do_PATCH = do_DELETE = do_PUT = do_POST
+
+
+@pytest.fixture(scope="module")
+def stand_in_controller() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StandInController)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def configure_check(stand_in_controller: str) -> dict[str, list[dict]]:
+    """awx/configure.yml --check with the example secrets; task name -> results (one per loop item)."""
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"),
+        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+        ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json",
+        CONTROLLER_HOST=stand_in_controller,
+        CONTROLLER_OAUTH_TOKEN="fake-token",
+    )
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "awx/configure.yml", "--check", "--diff",
+         "-e", "@awx/secrets.example.yml"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    report = json.loads(proc.stdout[proc.stdout.index("{") :])
+    results = {}
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            result = task["hosts"]["localhost"]
+            results[task["task"]["name"]] = result.get("results", [result])
+    failed = {name: [r.get("msg") for r in rs if r.get("failed")] for name, rs in results.items()}
+    assert proc.returncode == 0, {k: v for k, v in failed.items() if v} or proc.stderr[-3000:]
+    assert StandInController.writes == [], "check mode wrote to the controller"
+    return results
+
+
+def test_configure_check_mode_renders_every_template_and_survey(configure_check: dict):
+    sent = {r["item"]["name"]: r["invocation"]["module_args"] for r in configure_check["Create the job templates"]}
+    assert sorted(sent) == sorted(TEMPLATES)
+    for name, args in sent.items():
+        template = TEMPLATES[name]
+        assert args["playbook"] == template["playbook"]
+        assert args["project"] == DATA["awx_project"]["name"]
+        assert args["ask_inventory_on_launch"] is True
+        if template["survey"]:
+            assert args["survey_enabled"] is True
+            expected = [
+                {k: v for k, v in q.items() if k not in ("role_option", "value_type")} for q in template["survey"]
+            ]
+            assert args["survey_spec"]["spec"] == expected
+        else:
+            assert args["survey_enabled"] is False
+
+
+def test_configure_check_mode_sends_a_callback_template_per_environment(configure_check: dict):
+    results = configure_check["Create the provisioning callback templates, one per environment"]
+    assert len(results) == len(DATA["awx_environments"]) * len(DATA["awx_callback_templates"])
+    assert all(r.get("changed") for r in results)  # no_log hides the arguments (they hold the host config key)
+
+
+def test_configure_check_mode_renders_the_workflow_graph(configure_check: dict):
+    (result,) = configure_check["Create the workflows"]
+    nodes = {n["identifier"]: n for n in result["invocation"]["module_args"]["workflow_nodes"]}
+    (workflow,) = DATA["awx_workflows"]
+    assert sorted(nodes) == sorted(n["identifier"] for n in workflow["nodes"])
+    for node in workflow["nodes"]:
+        sent = nodes[node["identifier"]]
+        assert sent["unified_job_template"]["name"] == node["job_template"]
+        assert sent["unified_job_template"]["type"] == "job_template"
+        for kind in ("success", "failure", "always"):
+            assert [n["identifier"] for n in sent["related"][f"{kind}_nodes"]] == node.get(kind, [])
+    assert nodes["rollback"]["extra_data"] == {"restore": "false"}
