@@ -18,7 +18,7 @@ description:
     the rule wins over every other rule.
   - Target group health checks go from the load balancer to the targets directly and never pass through
     listener rules, so targets stay healthy while the rule answers clients.
-  - A rule at O(priority) that is not a fixed-response rule on path patterns belongs to something else: the
+  - A rule at O(priority) that is not a fixed-response rule on path patterns belongs to something else. The
     module fails rather than replace it (O(state=present)) and leaves it alone (O(state=absent)).
 attributes:
   check_mode:
