@@ -228,6 +228,22 @@ def test_maintenance_off_serves_the_app_again(app_host: dict):
     assert again.changed == 0, again.changed_tasks
 
 
+def test_smoke_test_playbook_passes_then_names_what_fails(app_host: dict):
+    playbook = REPO_ROOT / "playbooks" / "smoke_test.yml"
+    extra = {"smoke_test_paths": ["/api/items"], "smoke_test_tries": 1}
+    run = run_playbook(playbook, app_host["inventory"], extra)
+    print(f"smoke_test.yml: {run.seconds:.1f} s")
+    assert run.rc == 0, run.failures or run.output[-3000:]
+    # The app's health endpoint answers 404 now.
+    docker("exec", HOST, "mv", "/srv/backend/health", "/srv/backend/health.off")
+    try:
+        run = run_playbook(playbook, app_host["inventory"], extra)
+    finally:
+        docker("exec", HOST, "mv", "/srv/backend/health.off", "/srv/backend/health")
+    assert run.rc != 0
+    assert any("Ask each app's health path through nginx" in f for f in run.failures), run.failures
+
+
 @pytest.mark.parametrize("value", ["maybe", None])
 def test_bad_request_fails_naming_the_variable(app_host: dict, value: str | None):
     extra = {} if value is None else {"maintenance": value}
