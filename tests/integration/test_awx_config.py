@@ -87,7 +87,9 @@ def playbook_expressions(playbook: str) -> str:
                 found.append(line.strip()[2:])
             elif line.strip():
                 in_condition = None
-    return "\n".join(re.sub(r"groups\[['\"][^'\"]*['\"]\]", "", f) for f in found)
+    # A name in a string literal ('app' as a default host pattern, a group lookup) is not a variable read.
+    unquoted = (f.strip()[1:-1] if f.strip()[:1] in "'\"" and f.strip()[-1:] == f.strip()[:1] else f for f in found)
+    return "\n".join(re.sub(r"'[^']*'|\"[^\"]*\"", "''", f) for f in unquoted)
 
 
 def role_spec(role_option: str) -> tuple[str, dict]:
