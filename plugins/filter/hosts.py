@@ -73,7 +73,7 @@ def host_addresses(hostnames: Iterable[str], hostvars: Mapping[str, Any], variab
     found: set[str] = set()
     missing: list[str] = []
     for name in hostnames or []:
-        hv = hostvars[name] if name in hostvars else {}
+        hv = hostvars.get(name) or {}
         address = _facts_address(hv)
         if address is None and _address(hv.get("ansible_host")):
             address = str(_address(hv.get("ansible_host")))

@@ -30,9 +30,7 @@ USER_KEYS = frozenset({"name", "password", "database", "roles", "state"})
 MEMBER_VARS = ("mongodb_member_host", "ansible_host")
 
 
-def mongodb_members(
-    hostnames: Iterable[str], hostvars: Mapping[str, Any], port: int = 27017
-) -> list[dict[str, Any]]:
+def mongodb_members(hostnames: Iterable[str], hostvars: Mapping[str, Any], port: int = 27017) -> list[dict[str, Any]]:
     """Replica-set members for community.mongodb.mongodb_replicaset, in inventory order.
 
     A member is reached at its ``mongodb_member_host`` host variable, else its
@@ -43,11 +41,13 @@ def mongodb_members(
     members: list[dict[str, Any]] = []
     seen: set[str] = set()
     for name in hostnames or []:
-        hv = hostvars[name] if name in hostvars else {}
+        hv = hostvars.get(name) or {}
         host = next((str(hv[v]) for v in MEMBER_VARS if hv.get(v)), str(name))
         address = f"{host}:{int(hv.get('mongodb_port', port))}"
         if address in seen:
-            raise AnsibleFilterError(f"mongodb_replicaset_group: two hosts are reached at {address}; expected one each.")
+            raise AnsibleFilterError(
+                f"mongodb_replicaset_group: two hosts are reached at {address}; expected one each."
+            )
         seen.add(address)
         hidden = bool(hv.get("mongodb_member_hidden", False))
         member = {"host": address, "priority": 0 if hidden else hv.get("mongodb_member_priority", 1)}
@@ -189,9 +189,8 @@ def mongodb_indexes(indexes: Any, default_database: str, variable: str = "mongod
             keys = {}
         for field, direction in keys.items():
             if isinstance(direction, bool) or direction not in INDEX_DIRECTIONS:
-                errors.append(
-                    f"{where}: keys: {field}: expected one of {', '.join(map(str, INDEX_DIRECTIONS))}, found {direction!r}."
-                )
+                choices = ", ".join(map(str, INDEX_DIRECTIONS))
+                errors.append(f"{where}: keys: {field}: expected one of {choices}, found {direction!r}.")
         options: dict[str, Any] = {"name": str(spec.get("name") or _index_name(keys))}
         for option, kind in INDEX_OPTIONS.items():
             if option not in spec:
