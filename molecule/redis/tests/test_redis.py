@@ -28,12 +28,12 @@ def cli(host, target, *args, user=None, password=None):
 
 
 def test_client_without_password_is_refused(data_ip):
-    rc, out = cli(APP, data_ip, "GET", "probe")
+    _rc, out = cli(APP, data_ip, "GET", "probe")
     assert "NOAUTH" in out, out
 
 
 def test_wrong_password_is_refused(data_ip):
-    rc, out = cli(APP, data_ip, "PING", password="not-the-password-at-all")
+    _rc, out = cli(APP, data_ip, "PING", password="not-the-password-at-all")
     assert "WRONGPASS" in out or "invalid" in out, out
 
 
@@ -70,18 +70,18 @@ def test_settings_are_effective_through_an_acl_user():
 
 
 def test_acl_user_may_do_only_what_its_rules_allow():
-    rc, out = cli(DATA, "127.0.0.1", "SET", "k", "v", user="monitor", password=MONITOR)
+    _rc, out = cli(DATA, "127.0.0.1", "SET", "k", "v", user="monitor", password=MONITOR)
     assert "NOPERM" in out, out
 
 
 def test_app_user_may_not_administer(data_ip):
-    rc, out = cli(APP, data_ip, "CONFIG", "GET", "maxmemory", password=PASSWORD)
+    _rc, out = cli(APP, data_ip, "CONFIG", "GET", "maxmemory", password=PASSWORD)
     assert "NOPERM" in out, out
 
 
 def test_dangerous_commands_are_gone(data_ip):
     for command in ("FLUSHALL", "FLUSHDB", "DEBUG SLEEP 0"):
-        rc, out = cli(APP, data_ip, command, password=PASSWORD)
+        _rc, out = cli(APP, data_ip, command, password=PASSWORD)
         assert "unknown command" in out, (command, out)
     assert cli(APP, data_ip, "GET", "probe", password=PASSWORD)[1] == "from-app"
 
