@@ -173,7 +173,7 @@ def test_a_required_group_without_instances_stops_the_run_naming_it(runs: dict, 
         aws_server,
         "aws",
         "prod",
-        {**real_values, "aws_required_groups": ["app", "postgresql"]},
+        {**real_values, "platform_required_groups": ["app", "postgresql"]},
         limit="aws_control",
     )
     print(f"aws.yml with postgresql required: rc={run.rc} {time.monotonic() - start:.1f} s")
