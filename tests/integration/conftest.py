@@ -53,12 +53,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def free_port_in(ports: range) -> int:
-    """A port of ``ports`` that nothing on 127.0.0.1 listens on now (tests given a port range use it)."""
+def free_port_in(ports: range, host: str = "127.0.0.1") -> int:
+    """A port of ``ports`` that nothing on ``host`` listens on now (tests given a port range use it)."""
     for port in ports:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
-                s.bind(("127.0.0.1", port))
+                s.bind((host, port))
             except OSError:
                 continue
             return port

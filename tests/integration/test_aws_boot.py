@@ -57,11 +57,9 @@ def docker(*args: str, timeout: float = 120, check: bool = True, **kw) -> subpro
 
 def bridge_gateway() -> str:
     """The machine's address on Docker's default bridge (what containers reach it at)."""
-    out = docker("network", "inspect", "bridge", "-f", "{{range .IPAM.Config}}{{.Gateway}} {{.Subnet}}{{end}}").stdout
-    gateway, _, subnet = out.strip().partition(" ")
-    if gateway:
-        return gateway
-    return str(next(ipaddress.ip_network(subnet.strip() or gateway).hosts()))
+    out = docker("network", "inspect", "bridge", "-f", "{{range .IPAM.Config}}{{.Gateway}}|{{.Subnet}}{{end}}").stdout
+    gateway, _, subnet = out.strip().partition("|")
+    return gateway or str(next(ipaddress.ip_network(subnet).hosts()))
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +70,7 @@ def gateway() -> str:
 @pytest.fixture(scope="module")
 def moto(gateway: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto server on the bridge address, so the container reaches it."""
-    port = free_port_in(PORTS)
+    port = free_port_in(PORTS, gateway)
     log = tmp_path_factory.mktemp("aws-boot-moto") / "moto.log"
     with pytest.MonkeyPatch.context() as mp:
         for key, value in {**FAKE_CREDENTIALS, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}.items():
@@ -266,7 +264,7 @@ def instance(aws: Callable, moto: str, gateway: str, tmp_path_factory: pytest.Te
         **{f"meta-data/tags/instance/{t['Key']}": t["Value"] for t in found.get("Tags", [])},
     }
     Metadata.values = values
-    server = ThreadingHTTPServer((gateway, free_port_in(PORTS)), Metadata)
+    server = ThreadingHTTPServer((gateway, free_port_in(PORTS, gateway)), Metadata)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield {
