@@ -175,6 +175,7 @@ def test_a_required_group_without_instances_stops_the_run_naming_it(runs: dict, 
         "prod",
         {**real_values, "platform_required_groups": ["app", "postgresql"]},
         limit="aws_control",
+        tags="preflight",  # the preflight plays only: the resources exist already
     )
     print(f"aws.yml with postgresql required: rc={run.rc} {time.monotonic() - start:.1f} s")
     assert run.rc != 0

@@ -130,6 +130,7 @@ def run_playbook(
     check: bool = False,
     diff: bool = True,
     limit: str | None = None,
+    tags: str | None = None,
 ) -> Run:
     """ansible-playbook with the JSON callback; counts changed tasks from the stats (the PLAY RECAP).
 
@@ -146,6 +147,8 @@ def run_playbook(
     ]
     if limit:
         cmd += ["--limit", limit]
+    if tags:
+        cmd += ["--tags", tags]
     if check:
         cmd.append("--check")
     if diff:
