@@ -339,7 +339,7 @@ def booted(instance: dict, moto: str, tmp_path_factory: pytest.TempPathFactory) 
             ["docker", "exec", *args, CONTAINER, "bash", "/var/lib/cloud-user-data.sh"],
             capture_output=True,
             text=True,
-            timeout=1800,
+            timeout=3600,  # about 30 min at load 25 on 2 cores (apt: ansible; site.yml)
         )
         log.write_text(proc.stdout + proc.stderr)
         finished = time.monotonic()
