@@ -53,6 +53,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_port_in(ports: range, host: str = "127.0.0.1") -> int:
+    """A port of ``ports`` that nothing on ``host`` listens on now (tests given a port range use it)."""
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
+
+
 def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:
     """Wait until ``url`` answers any HTTP status; fail with the service's log if it died or never did."""
     deadline = time.monotonic() + timeout

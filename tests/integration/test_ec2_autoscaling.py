@@ -21,11 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import FAKE_CREDENTIALS, UNSET, free_port, stop, wait_http
+from conftest import FAKE_CREDENTIALS, UNSET, free_port_in, stop, wait_http
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"  # the inventories' aws_region
 NAME = "webstack-prod"
+# The account moto serves (MOTO_ACCOUNT_ID): not one of AWS's documentation IDs
+# (123456789012, moto's default), which the preflight refuses as a placeholder.
+ACCOUNT = "210987654321"
+# Ports of the servers these tests start (moto): this range only, so runs of
+# other test suites on the same machine never collide with them.
+PORTS = range(26000, 26100)
 
 
 @dataclass
@@ -47,14 +53,14 @@ def task(run: Run, name: str) -> list[dict]:
 
 def moto_with_managed_policies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Run a moto server with AWS managed IAM policies loaded; yield its URL (fixture body, shared)."""
-    port = free_port()
+    port = free_port_in(PORTS)
     log = tmp_path_factory.mktemp("moto-ec2asg") / "moto.log"
     with pytest.MonkeyPatch.context() as mp:
         for key, value in {**FAKE_CREDENTIALS, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}.items():
             mp.setenv(key, value)
         for key in UNSET:
             mp.delenv(key, raising=False)
-        env = dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true")
+        env = dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true", MOTO_ACCOUNT_ID=ACCOUNT)
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -80,13 +86,19 @@ def clients(endpoint: str) -> Callable:
     return client
 
 
+ALARM_EMAIL = "ops@webstack.io"
+
+
 def account_vars(aws: Callable) -> dict:
-    """What a real account provides: an ACM certificate and an AMI of the region."""
-    cert = aws("acm").request_certificate(DomainName="www.webstack.example")["CertificateArn"]
+    """What a real account provides in place of the inventories' placeholders: the account ID, an ACM
+    certificate and an AMI of the region, an alarm address."""
+    cert = aws("acm").request_certificate(DomainName="www.webstack.io")["CertificateArn"]
     ami = aws("ec2").describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     return {
+        "aws_account_id": ACCOUNT,
         "ec2_autoscaling_certificate_arn": cert,
         "ec2_autoscaling_ami_id": ami,
+        "ec2_autoscaling_alarm_email": ALARM_EMAIL,
         "ec2_autoscaling_alb_drop_invalid_header_fields": False,
     }
 
@@ -103,21 +115,40 @@ def aws(aws_server: str) -> Callable:
 
 @pytest.fixture(scope="module")
 def base_vars(aws: Callable) -> dict:
-    return account_vars(aws)
+    # prod's Redis runs on instances; the ElastiCache alarms are exercised with two node IDs here.
+    return {
+        **account_vars(aws),
+        "ec2_autoscaling_redis_cluster_ids": ["webstack-prod-redis-001", "webstack-prod-redis-002"],
+    }
 
 
 def run_playbook(
-    endpoint: str, playbook: str, inventory: str, extra: dict, check: bool = False, diff: bool = True
+    endpoint: str,
+    playbook: str,
+    inventory: str,
+    extra: dict,
+    check: bool = False,
+    diff: bool = True,
+    limit: str | None = None,
+    tags: str | None = None,
 ) -> Run:
-    """ansible-playbook with the JSON callback; counts changed tasks from the stats (the PLAY RECAP)."""
+    """ansible-playbook with the JSON callback; counts changed tasks from the stats (the PLAY RECAP).
+
+    ``playbook``: a name under playbooks/ (``provision_aws``) or a path from the repository root
+    (``site.yml``).
+    """
     cmd = [
         str(Path(sys.executable).parent / "ansible-playbook"),
         "-i",
         f"inventories/{inventory}",
-        f"playbooks/{playbook}.yml",
+        playbook if playbook.endswith(".yml") else f"playbooks/{playbook}.yml",
         "-e",
         json.dumps({"aws_endpoint_url": endpoint, **extra}),
     ]
+    if limit:
+        cmd += ["--limit", limit]
+    if tags:
+        cmd += ["--tags", tags]
     if check:
         cmd.append("--check")
     if diff:
@@ -340,7 +371,7 @@ def test_alarms_and_topic(converged: dict, aws: Callable):
     topic = [t["TopicArn"] for t in aws("sns").list_topics()["Topics"] if t["TopicArn"].endswith(f":{NAME}-alarms")]
     assert len(topic) == 1
     subscriptions = aws("sns").list_subscriptions_by_topic(TopicArn=topic[0])["Subscriptions"]
-    assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("email", "ops@example.com")]
+    assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("email", ALARM_EMAIL)]
 
     cpu = alarms[f"{NAME}-blue-cpu-high"]
     assert (cpu["Namespace"], cpu["MetricName"], cpu["Threshold"]) == ("AWS/EC2", "CPUUtilization", 80.0)

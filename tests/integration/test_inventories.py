@@ -18,7 +18,7 @@ from conftest import REPO_ROOT
 
 # Groups every inventory names (some are empty by choice in an environment).
 GROUPS = {"app", "redis", "postgresql", "mongodb", "logs", "aws_control"}
-ENVIRONMENTS = ["local"]
+ENVIRONMENTS = ["local", "dev", "staging", "prod"]
 
 
 def inventory(env: str, *args: str) -> str:

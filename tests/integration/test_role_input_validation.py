@@ -170,6 +170,24 @@ CASES = [
         ["mongodb_port", "int"],
         id="mongodb-wrong-type",
     ),
+    pytest.param(
+        "aws_storage",
+        {"aws_storage_backup_bucket": "Backups_Of_Prod"},
+        ["aws_storage_backup_bucket", "Backups_Of_Prod", "expected S3 bucket names"],
+        id="aws_storage-bad-bucket-name",
+    ),
+    pytest.param(
+        "aws_instances",
+        {"aws_instances_list": [{"name": "db1", "roles": ["cassandra"]}]},
+        ["roles", "cassandra", "redis, mongodb, postgresql, logs"],
+        id="aws_instances-unknown-host-role",
+    ),
+    pytest.param(
+        "aws_instances",
+        {"aws_instances_list": [{"name": "db1", "roles": ["redis"]}], "aws_instances_ami_id": "ami-REPLACE"},
+        ["aws_instances_ami_id", "ami-REPLACE", "expected an AMI ID"],
+        id="aws_instances-bad-ami",
+    ),
 ]
 
 
