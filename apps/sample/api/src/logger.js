@@ -70,4 +70,27 @@ function flushLogger(logger, timeoutMs = 2000) {
   });
 }
 
-module.exports = { createLogger, flushLogger };
+// Reopen error.log and combined.log by name (SIGHUP, after logrotate renamed
+// them): new file transports take over in the same tick, so no line is lost
+// or written twice; the old ones finish what they hold in the renamed files.
+function reopenLogFiles(logger) {
+  const files = logger.transports.filter((t) => t instanceof winston.transports.File);
+  for (const old of files) {
+    logger.add(
+      new winston.transports.File({
+        filename: path.join(old.dirname, old.filename),
+        level: old.level,
+      }),
+    );
+    // A removed transport closes its file at once and drops the lines it
+    // still holds: close it only when it has written them.
+    const close = old.close.bind(old);
+    old.close = () => {};
+    logger.remove(old);
+    old.once('finish', () => close());
+    old.end();
+  }
+  return files.length;
+}
+
+module.exports = { createLogger, flushLogger, reopenLogFiles };
