@@ -46,12 +46,13 @@ def main() -> int:
     parser.add_argument("--color", default="blue")
     args = parser.parse_args()
 
-    pidfile = f"/run/winston-emulator-{args.run}.pid"
+    pidfile = os.environ.get("WINSTON_EMULATOR_PIDFILE", f"/run/winston-emulator-{args.run}.pid")
     with open(pidfile, "w", encoding="ascii") as handle:
         handle.write(str(os.getpid()))
     user = pwd.getpwnam(args.user)
-    os.setgid(user.pw_gid)
-    os.setuid(user.pw_uid)
+    if os.getuid() != user.pw_uid:
+        os.setgid(user.pw_gid)
+        os.setuid(user.pw_uid)
     signal.signal(signal.SIGHUP, _on_hup)
 
     files = _open(args.dir)
