@@ -71,24 +71,18 @@ function flushLogger(logger, timeoutMs = 2000) {
 }
 
 // Reopen error.log and combined.log by name (SIGHUP, after logrotate renamed
-// them): new file transports take over in the same tick, so no line is lost
-// or written twice; the old ones finish what they hold in the renamed files.
+// them). winston's file transport has no public reopen, so this takes the
+// steps of its own size rotation without renaming: hold new lines, let the
+// old file receive every line it was given and close, then open the path
+// again and release the held lines into it. The renamed file is complete
+// before the new one exists, which is what a tailer such as rsyslog's imfile
+// needs to lose nothing.
 function reopenLogFiles(logger) {
   const files = logger.transports.filter((t) => t instanceof winston.transports.File);
-  for (const old of files) {
-    logger.add(
-      new winston.transports.File({
-        filename: path.join(old.dirname, old.filename),
-        level: old.level,
-      }),
-    );
-    // A removed transport closes its file at once and drops the lines it
-    // still holds: close it only when it has written them.
-    const close = old.close.bind(old);
-    old.close = () => {};
-    logger.remove(old);
-    old.once('finish', () => close());
-    old.end();
+  for (const transport of files) {
+    if (transport._rotate || transport._opening) continue; // already switching files
+    transport._rotate = true;
+    transport._endStream(() => transport.open());
   }
   return files.length;
 }
