@@ -61,9 +61,11 @@ def main() -> int:
         for seq in range(args.count):
             if REOPEN:
                 REOPEN = False
-                old, files = files, _open(args.dir)
-                for fd in old.values():
+                # As the API: the renamed files are complete and closed
+                # before the new ones exist.
+                for fd in files.values():
                     os.close(fd)
+                files = _open(args.dir)
             level = "error" if seq % 10 == 9 else "info"
             now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
             record = {
