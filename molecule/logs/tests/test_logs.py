@@ -170,7 +170,9 @@ def test_winston_files_and_rotation_config(host):
     directory = host.file(APP_DIR)
     assert directory.is_directory and directory.uid == 10001
     rotate = host.file("/etc/logrotate.d/webstack-apps").content_string
-    assert "copytruncate" not in rotate
+    directives = [line.split()[0] for line in rotate.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert "copytruncate" not in directives
+    assert "nocreate" in directives  # the writer makes the new file once the renamed one is complete
     assert "rotate 2" in rotate  # the local environment's retention
     conf = host.file("/etc/rsyslog.d/50-webstack-shipping.conf").content_string
     for setting in ('cookie=""', 'queue.type="Disk"', 'queue.checkpointInterval="1"', 'queue.syncQueueFiles="on"'):
