@@ -188,6 +188,43 @@ CASES = [
         ["aws_instances_ami_id", "ami-REPLACE", "expected an AMI ID"],
         id="aws_instances-bad-ami",
     ),
+    pytest.param(
+        "log_collector",
+        {
+            "platform_environment": "local",
+            "log_collector_permitted_peers": ["app1"],
+            "log_collector_client_cidrs": ["0.0.0.0/0"],
+        },
+        ["log_collector_client_cidrs", "never a /0", "0.0.0.0/0"],
+        id="log-collector-open-to-the-world",
+    ),
+    pytest.param(
+        "log_collector",
+        {
+            "platform_environment": "local",
+            "log_collector_permitted_peers": ["app1"],
+            "log_collector_client_cidrs": ["10.0.0.0/8"],
+            "log_collector_port": "relp",
+        },
+        ["log_collector_port", "int"],
+        id="log-collector-wrong-type",
+    ),
+    pytest.param(
+        "log_shipping",
+        {"platform_environment": "local"},
+        ["log_shipping_collector_name", "is the logs group empty?"],
+        id="log-shipping-without-collector",
+    ),
+    pytest.param(
+        "log_shipping",
+        {
+            "platform_environment": "local",
+            "log_shipping_collector_name": "logs1",
+            "log_shipping_apps": [{"name": "Bad App", "uid": 10001, "gid": 10001}],
+        },
+        ["log_shipping_apps", "Bad App"],
+        id="log-shipping-bad-app-name",
+    ),
 ]
 
 

@@ -70,4 +70,21 @@ function flushLogger(logger, timeoutMs = 2000) {
   });
 }
 
-module.exports = { createLogger, flushLogger };
+// Reopen error.log and combined.log by name (SIGHUP, after logrotate renamed
+// them). winston's file transport has no public reopen, so this takes the
+// steps of its own size rotation without renaming: hold new lines, let the
+// old file receive every line it was given and close, then open the path
+// again and release the held lines into it. The renamed file is complete
+// before the new one exists, which is what a tailer such as rsyslog's imfile
+// needs to lose nothing.
+function reopenLogFiles(logger) {
+  const files = logger.transports.filter((t) => t instanceof winston.transports.File);
+  for (const transport of files) {
+    if (transport._rotate || transport._opening) continue; // already switching files
+    transport._rotate = true;
+    transport._endStream(() => transport.open());
+  }
+  return files.length;
+}
+
+module.exports = { createLogger, flushLogger, reopenLogFiles };

@@ -2,7 +2,7 @@
 
 const http = require('node:http');
 const { loadConfig } = require('./config');
-const { createLogger, flushLogger } = require('./logger');
+const { createLogger, flushLogger, reopenLogFiles } = require('./logger');
 const { createRedisStore } = require('./store');
 const { createApp } = require('./app');
 
@@ -98,6 +98,11 @@ function main() {
       process.exit(0);
     });
   }
+  // logrotate renamed the files (rename and reopen, never copytruncate).
+  process.on('SIGHUP', () => {
+    const reopened = reopenLogFiles(logger);
+    logger.info('log files reopened', { files: reopened });
+  });
   process.on('uncaughtException', async (err) => {
     logger.error('uncaught exception', { error: err.message, stack: err.stack });
     await flushLogger(logger);
