@@ -37,7 +37,8 @@ def bluegreen_apps(apps: list[Mapping[str, Any]], defaults: Mapping[str, Any] | 
     defaults = defaults or {}
     errors, out, seen = [], [], set()
     for index, app in enumerate(apps or []):
-        where = f"app {index} ({app.get('name', '?') if isinstance(app, Mapping) else app!r})"
+        label = app.get("name", "?") if isinstance(app, Mapping) else repr(app)
+        where = f"app {index} ({label})"
         if not isinstance(app, Mapping):
             errors.append(f"{where}: expected a mapping with name, image, version, colour_ports")
             continue
@@ -89,26 +90,46 @@ def bluegreen_apps(apps: list[Mapping[str, Any]], defaults: Mapping[str, Any] | 
     for full in out:
         # Digest of what the container runs with (the image's tag is the version, part of the image).
         full["digest"] = bg.config_digest(
-            {"image": full["image"], "port": full["port"], "env": full["env"], "networks": full["networks"],
-             "volumes": full["volumes"], "labels": full["labels"]}
+            {
+                "image": full["image"],
+                "port": full["port"],
+                "env": full["env"],
+                "networks": full["networks"],
+                "volumes": full["volumes"],
+                "labels": full["labels"],
+            }
         )
     return out
 
 
-def bluegreen_plan(apps: list[Mapping[str, Any]], statuses: Mapping[str, Any], release_app: str = "",
-                   release_version: str = "", nginx: bool = True) -> list[dict]:
+def bluegreen_plan(
+    apps: list[Mapping[str, Any]],
+    statuses: Mapping[str, Any],
+    release_app: str = "",
+    release_version: str = "",
+    nginx: bool = True,
+) -> list[dict]:
     try:
         return bg.plan(apps, statuses, release_app or "", release_version or "", nginx)
     except ValueError as err:
         raise AnsibleFilterError(str(err)) from err
 
 
-def release_record(record: Mapping[str, Any] | None, event: str, app: str, current: Mapping[str, Any],
-                   previous: Mapping[str, Any] | None, at: str, previous_stops_at: str | None = None,
-                   by: str = "", history_size: int = 10) -> dict:
+def release_record(
+    record: Mapping[str, Any] | None,
+    event: str,
+    app: str,
+    current: Mapping[str, Any],
+    previous: Mapping[str, Any] | None,
+    at: str,
+    previous_stops_at: str | None = None,
+    by: str = "",
+    history_size: int = 10,
+) -> dict:
     try:
-        return bg.next_record(record, event, app, current, previous or None, at, previous_stops_at or None, by,
-                              history_size)
+        return bg.next_record(
+            record, event, app, current, previous or None, at, previous_stops_at or None, by, history_size
+        )
     except (ValueError, KeyError) as err:
         raise AnsibleFilterError(f"release_record: {err}") from err
 

@@ -173,8 +173,14 @@ def next_record(
     }
 
 
-def judge_answer(status: int | None, body: str, want_status: int = 200, expect: Mapping[str, Any] | None = None,
-                 contains: str = "", error: str | None = None) -> str | None:
+def judge_answer(
+    status: int | None,
+    body: str,
+    want_status: int = 200,
+    expect: Mapping[str, Any] | None = None,
+    contains: str = "",
+    error: str | None = None,
+) -> str | None:
     """Why an HTTP answer is not the expected one (None when it is)."""
     if status is None:
         return error or "no answer"

@@ -90,8 +90,9 @@ def gate(
         nonlocal attempts
         attempts += 1
         answer = fetch()
-        return answer, judge_answer(answer.get("status"), answer.get("body") or "", status, expect, contains,
-                                    answer.get("error"))
+        return answer, judge_answer(
+            answer.get("status"), answer.get("body") or "", status, expect, contains, answer.get("error")
+        )
 
     ok, (answer, problem) = poll_until(once, lambda r: r[1] is None, timeout, interval, sleep=sleep, clock=clock)
     return {

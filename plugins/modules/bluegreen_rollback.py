@@ -80,7 +80,7 @@ apps:
 import json
 import os
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.webstack.deploy.plugins.module_utils.bluegreen import (
@@ -124,11 +124,19 @@ def main() -> None:
         except ValueError as err:
             module.fail_json(msg=f"{path} is not JSON ({err})")
         if not record or not record.get("previous"):
-            out[name] = {"result": "no_previous", "colour": (record or {}).get("colour", ""),
-                         "version": (record or {}).get("version", "")}
+            out[name] = {
+                "result": "no_previous",
+                "colour": (record or {}).get("colour", ""),
+                "version": (record or {}).get("version", ""),
+            }
             continue
         if record.get("event") == "rollback":
-            out[name] = {"result": "already", "colour": record["colour"], "version": record["version"], "at": record["at"]}
+            out[name] = {
+                "result": "already",
+                "colour": record["colour"],
+                "version": record["version"],
+                "at": record["at"],
+            }
             continue
         back = record["previous"]
         port = int(app["colour_ports"][back["colour"]])
@@ -139,8 +147,14 @@ def main() -> None:
             expect[p["health_colour_field"]] = back["colour"]
         answer = request(f"http://127.0.0.1:{port}{app.get('health_path') or '/health'}", timeout=2)
         problem = judge_answer(answer["status"], answer["body"], 200, expect, error=answer["error"])
-        entry = {"from_colour": record["colour"], "from_version": record["version"], "colour": back["colour"],
-                 "version": back["version"], "image": back["image"], "port": port}
+        entry = {
+            "from_colour": record["colour"],
+            "from_version": record["version"],
+            "colour": back["colour"],
+            "version": back["version"],
+            "image": back["image"],
+            "port": port,
+        }
         if problem:
             out[name] = {**entry, "result": "needs_start", "problem": problem}
             continue
@@ -148,13 +162,23 @@ def main() -> None:
         if not module.check_mode:
             write_live(p["live_dir"], name, back["colour"])
         entry["switched_after"] = round(time.monotonic() - started, 3)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         keep = p["keep_previous_seconds"]
         new = next_record(
-            record, "rollback", name, back,
-            {"colour": record["colour"], "version": record["version"], "image": record["image"],
-             "port": record["port"]},
-            stamp(now), stamp(now + timedelta(seconds=keep)) if keep > 0 else None, p["by"], p["history_size"],
+            record,
+            "rollback",
+            name,
+            back,
+            {
+                "colour": record["colour"],
+                "version": record["version"],
+                "image": record["image"],
+                "port": record["port"],
+            },
+            stamp(now),
+            stamp(now + timedelta(seconds=keep)) if keep > 0 else None,
+            p["by"],
+            p["history_size"],
         )
         if not module.check_mode:
             write_atomically(path, json.dumps(new, indent=2) + "\n")

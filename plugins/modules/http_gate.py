@@ -120,8 +120,11 @@ def main() -> None:
         argument_spec={
             "url": {"type": "str", "required": True},
             "host": {"type": "str", "default": ""},
-            "method": {"type": "str", "default": "GET",
-                       "choices": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]},
+            "method": {
+                "type": "str",
+                "default": "GET",
+                "choices": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            },
             "body": {"type": "raw"},
             "status": {"type": "int", "default": 200},
             "contains": {"type": "str", "default": ""},

@@ -141,16 +141,28 @@ def main() -> None:
     if not os.path.isdir(p["live_dir"]):
         module.fail_json(msg=f"live_dir: {p['live_dir']} is not a directory; the nginx role creates it (run site.yml)")
     before = read_live(p["live_dir"], app)
-    result = {"app": app, "colour": colour, "previous_colour": before, "changed": before != colour,
-              "diff": {"before": f"{before}\n", "after": f"{colour}\n",
-                       "before_header": f"{p['live_dir']}/{app}", "after_header": f"{p['live_dir']}/{app}"}}
+    result = {
+        "app": app,
+        "colour": colour,
+        "previous_colour": before,
+        "changed": before != colour,
+        "diff": {
+            "before": f"{before}\n",
+            "after": f"{colour}\n",
+            "before_header": f"{p['live_dir']}/{app}",
+            "after_header": f"{p['live_dir']}/{app}",
+        },
+    }
 
     if p["probe_url"]:
         probe = gate(lambda: request(p["probe_url"], timeout=3), expect=p["probe_expect"], timeout=0)
         result["probe"] = probe
         if not probe["ok"]:
-            module.fail_json(msg=f"{app}-{colour} is not ready at {p['probe_url']}: {probe['problem']}; "
-                             f"nginx still sends {app} to {before or 'nothing'}", **{**result, "changed": False})
+            module.fail_json(
+                msg=f"{app}-{colour} is not ready at {p['probe_url']}: {probe['problem']}; "
+                f"nginx still sends {app} to {before or 'nothing'}",
+                **{**result, "changed": False},
+            )
     if module.check_mode:
         module.exit_json(switch_seconds=0.0, **result)
     if before != colour:
@@ -160,7 +172,9 @@ def main() -> None:
     if p["verify_url"]:
         verify = gate(
             lambda: request(p["verify_url"], p["verify_host"], validate_certs=p["validate_certs"], timeout=3),
-            expect=p["verify_expect"], timeout=p["verify_timeout"], interval=0.2,
+            expect=p["verify_expect"],
+            timeout=p["verify_timeout"],
+            interval=0.2,
         )
         result["verify"] = verify
         if not verify["ok"]:
