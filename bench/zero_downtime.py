@@ -7,8 +7,8 @@ recreate of the same service - and print requests sent, failed (non-2xx or
 connection error), p50/p99 latency and, when a version is expected, the time
 from the command's start until every response comes from that version.
 
-  zero_downtime.py load --url https://127.0.0.1:28443 --host sample.webstack.test \\
-      --expect-version v2 -- ansible-playbook playbooks/release.yml -e bluegreen_version=v2
+  zero_downtime.py load --url https://127.0.0.1:27443 --host sample.webstack.test \\
+      --expect-version v2 -- ansible-playbook playbooks/deploy.yml -e app=sample-api -e version=v2
   zero_downtime.py suite            # release, rollback and compose baseline on the
                                     # molecule bluegreen instance (see bench/README.md)
 
@@ -349,25 +349,28 @@ def suite(args: argparse.Namespace) -> int:
     print(f"live: {start['version']} on {start['color']}; release {release_to}, then roll back to {back_to}")
 
     release = Load(**load_kwargs).during(
-        [*env_playbook, "playbooks/release.yml", "-e", f"bluegreen_version={release_to}"]
+        [*env_playbook, "playbooks/deploy.yml", "-e", f"app={args.app}", "-e", f"version={release_to}"]
     )
     results["release"] = release.summary(release_to)
     print_report(f"blue/green release {back_to} -> {release_to}", results["release"])
 
-    rollback = Load(**load_kwargs).during([*env_playbook, "playbooks/rollback.yml"])
+    rollback = Load(**load_kwargs).during([*env_playbook, "playbooks/rollback.yml", "-e", f"app={args.app}"])
     results["rollback"] = rollback.summary(back_to)
     print_report(f"rollback {release_to} -> {back_to} (previous colour warm)", results["rollback"])
 
-    # Baseline: the same service run by plain compose, recreated on a new version.
-    port = args.baseline_port
+    # Baseline: the same service run by plain compose on the idle colour's
+    # port (its blue/green container stopped for the while), nginx pointed
+    # at it, and recreated on a new version.
     state = live_state(container, args.app)
-    live_port = state["port"]
+    idle = state["previous"]
+    port, live_file = idle["port"], f"/etc/nginx/webstack/live/{args.app}"
+    on_host(container, f"docker stop {args.app}-{idle['colour']} >/dev/null")
     on_host(
         container,
         f"mkdir -p /opt/zdbaseline && cat > /opt/zdbaseline/compose.yaml <<'EOF'\n{BASELINE_COMPOSE}EOF\n"
         f"cd /opt/zdbaseline && TAG={back_to} PORT={port} docker compose up -d --wait --quiet-pull >/dev/null 2>&1",
     )
-    on_host(container, f"webstack-bluegreen switch --app {args.app} --port {port} >/dev/null")
+    on_host(container, f"echo {idle['colour']} > {live_file}.new && mv {live_file}.new {live_file}")
     try:
         baseline = Load(**load_kwargs).during(
             [
@@ -385,7 +388,7 @@ def suite(args: argparse.Namespace) -> int:
             results["compose_recreate"],
         )
     finally:
-        on_host(container, f"webstack-bluegreen switch --app {args.app} --port {live_port} >/dev/null")
+        on_host(container, f"echo {state['colour']} > {live_file}.new && mv {live_file}.new {live_file}")
         on_host(
             container, "cd /opt/zdbaseline && TAG=x PORT=1 docker compose down >/dev/null 2>&1; rm -rf /opt/zdbaseline"
         )
@@ -426,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="mode", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        port = os.environ.get("WEBSTACK_BLUEGREEN_HTTPS_PORT", "28443")
+        port = os.environ.get("WEBSTACK_BLUEGREEN_HTTPS_PORT", "27443")
         p.add_argument("--url", default=f"https://127.0.0.1:{port}", help="nginx (HTTPS) base URL")
         p.add_argument("--host", default="sample.webstack.test", help="site name (Host header and SNI)")
         p.add_argument("--concurrency", type=int, default=8, help="keep-alive connections")
@@ -448,7 +451,6 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--container", help="Docker host container (default <scenario>-dockerhost)")
     s.add_argument("--app", default="sample-api")
     s.add_argument("--versions", default="v1,v2", help="two good versions to go between")
-    s.add_argument("--baseline-port", type=int, default=5003)
 
     load = sub.add_parser("load", help="run one command under load")
     common(load)

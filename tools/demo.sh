@@ -34,11 +34,11 @@ version() { curl -sk --max-time 5 -H 'Host: sample.webstack.test' "$URL/health";
 echo "==> serving: $(version)"
 
 echo "==> release v2, blue/green, one host at a time"
-ansible-playbook -i "$INVENTORY" playbooks/release.yml -e bluegreen_version=v2
+ansible-playbook -i "$INVENTORY" playbooks/deploy.yml -e app=sample-api -e version=v2
 
 echo
 echo "The sample platform runs on the local fleet:"
 echo "  $URL (Host: sample.webstack.test; certificate from the platform CA)"
 echo "  https://127.0.0.1:$((9443 + OFFSET)) (second app host)"
 echo "  /health answers: $(version)"
-echo "Roll back with: ansible-playbook -i $INVENTORY playbooks/rollback.yml"
+echo "Roll back with: ansible-playbook -i $INVENTORY playbooks/rollback.yml -e app=sample-api"

@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -179,3 +180,54 @@ def test_release_stopped_by_a_firing_alarm(aws_server: str, aws: Callable, base_
     green = group(aws, "green")
     assert green["DesiredCapacity"] == 0  # the failed release put the idle colour back to zero
     assert state(aws)["active_colour"] == "blue"
+
+
+def listener_moves(aws: Callable, listener_arn: str, target: str) -> tuple[threading.Thread, dict]:
+    """Watch the listener from now on; ``seen['seconds']`` is when it first forwards all traffic to ``target``."""
+    seen: dict = {"seconds": None}
+    start = time.monotonic()
+
+    def watch() -> None:
+        while time.monotonic() - start < 300 and seen["seconds"] is None:
+            try:
+                if forwarding_to(aws, listener_arn) == target:
+                    seen["seconds"] = round(time.monotonic() - start, 2)
+                    return
+            except AssertionError:
+                pass  # a weighted step in between
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread, seen
+
+
+def test_deploy_and_rollback_playbooks_use_the_release_role_on_an_auto_scaling_fleet(
+    aws_server: str, aws: Callable, base_vars: dict, platform: dict
+):
+    fleet = {**base_vars, **FAST, "webstack_release_kind": "asg"}
+    assert forwarding_to(aws, platform["https_listener_arn"]) == platform["target_group_arns"]["blue"]
+    run = run_playbook(aws_server, "deploy", "staging", {**fleet, "app": "sample-api", "version": "4.0.0"})
+    assert run.rc == 0, run.failures or run.output[-3000:]
+    assert forwarding_to(aws, platform["https_listener_arn"]) == platform["target_group_arns"]["green"]
+    assert group(aws, "green")["TagMap"]["AppVersion"] == "4.0.0"
+    released = state(aws)
+    assert (released["version"], released["listener_arn"]) == ("4.0.0", platform["https_listener_arn"])
+
+    watcher, seen = listener_moves(aws, platform["https_listener_arn"], platform["target_group_arns"]["blue"])
+    run = run_playbook(aws_server, "rollback", "staging", fleet)
+    watcher.join(timeout=10)
+    assert run.rc == 0, run.failures or run.output[-3000:]
+    assert forwarding_to(aws, platform["https_listener_arn"]) == platform["target_group_arns"]["blue"]
+    recorded = state(aws)
+    assert (recorded["active_colour"], recorded["event"], recorded["version"]) == (
+        "blue",
+        "rollback",
+        released["previous_version"],
+    )
+    assert drain_actions(aws, "blue") == []
+    print(
+        f"rollback (warm, moto): listener on the previous group {seen['seconds']} s after the playbook started, "
+        f"playbook {run.seconds:.1f} s"
+    )
+    assert seen["seconds"] is not None

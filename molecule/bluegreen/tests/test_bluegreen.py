@@ -1,12 +1,15 @@
-"""What users of a blue/green release see, under load, through nginx.
+"""What users of blue/green releases see, under load, through nginx, on a platform of two apps.
 
 The tests run in file order (each takes `host`, so testinfra keeps that
-order) and build on each other, as an operator would:
-converge released v1; v2 goes out under load; releasing v2 again changes
-nothing; a rollback under load goes back to the warm v1; a second rollback
-changes nothing; the broken v3 fails its health gate and traffic stays.
-The load is bench/zero_downtime.py's, from the controller through the port
-molecule.yml publishes (nginx, TLS, keep-alive connections).
+order) and build on each other, as an operator would: converge released v1 of
+both apps; sample-api v2 goes out under strict load (a request on a closed
+keep-alive connection counts as failed) while orders keeps v1; releasing v2
+again, and a converge, change nothing; orders v2 goes out on its own; a
+rollback of sample-api under strict load goes back to the warm v1 in seconds
+while orders keeps v2; a second rollback changes nothing; a rollback that
+names no app is refused; the broken v3 fails its health gate and traffic
+stays. The load is bench/zero_downtime.py's, from the controller through the
+port molecule.yml publishes (nginx, TLS, keep-alive connections).
 """
 
 import json
@@ -21,24 +24,33 @@ from pathlib import Path
 import pytest
 
 PROJECT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+SCENARIO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "bench"))
 import zero_downtime
 
-APP = "sample-api"
+APP, OTHER = "sample-api", "orders"
 SITE = "sample.webstack.test"
-URL = f"https://127.0.0.1:{os.environ.get('WEBSTACK_BLUEGREEN_HTTPS_PORT', '28443')}"
-STATE = f"/var/lib/webstack/releases/{APP}.json"
-# Bounded load: 6 keep-alive connections, at most 40000 requests or 400 s.
-LOAD = {"url": URL, "host": SITE, "concurrency": 6, "max_requests": 40000, "max_seconds": 400}
+URL = f"https://127.0.0.1:{os.environ.get('WEBSTACK_BLUEGREEN_HTTPS_PORT', '27443')}"
+# Bounded load: 6 keep-alive connections, at most 40000 requests or 400 s;
+# strict: a request on a keep-alive connection nginx closed counts as failed.
+LOAD = {"url": URL, "host": SITE, "concurrency": 6, "max_requests": 40000, "max_seconds": 400, "retry_stale": False}
 
 
-def playbook(name, *extra):
+def playbook(path, *extra):
     inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
-    return ["ansible-playbook", "-i", inventory, str(PROJECT / "playbooks" / name), *extra]
+    return ["ansible-playbook", "-i", inventory, str(path), *extra]
 
 
-def run_playbook(name, *extra):
-    proc = subprocess.run(playbook(name, *extra), capture_output=True, text=True, cwd=PROJECT)
+def deploy(app, version):
+    return playbook(PROJECT / "playbooks" / "deploy.yml", "-e", f"app={app}", "-e", f"version={version}")
+
+
+def rollback(*extra):
+    return playbook(PROJECT / "playbooks" / "rollback.yml", *extra)
+
+
+def run(command):
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT)
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -48,8 +60,8 @@ def recap_changed(output):
     return int(match.group(1))
 
 
-def state(host):
-    return json.loads(host.check_output(f"cat {STATE}"))
+def state(host, app=APP):
+    return json.loads(host.check_output(f"cat /var/lib/webstack/releases/{app}.json"))
 
 
 def through_nginx(path="/health"):
@@ -62,12 +74,10 @@ def through_nginx(path="/health"):
     return status, json.loads(body)
 
 
-def wait_through_nginx(host, version):
-    """Poll nginx from the host until answers come from `version` (a reload takes a moment)."""
-    host.check_output(
-        f"webstack-bluegreen wait --url https://127.0.0.1/health --host {SITE} --insecure "
-        f"--expect version={version} --interval 0.2 --timeout 10"
-    )
+def set_live(host, app, colour):
+    """What an operator does by hand: one atomic rename; nginx reads it on the next request."""
+    live = f"/etc/nginx/webstack/live/{app}"
+    host.check_output(f"echo {colour} > {live}.new && mv {live}.new {live}")
 
 
 def container_state(host, name):
@@ -87,80 +97,125 @@ def _needs_inventory():
         pytest.skip("run through molecule (molecule verify -s bluegreen)")
 
 
-def test_converge_released_v1_on_blue(host):
-    record = state(host)
-    assert (record["version"], record["color"], record["event"]) == ("v1", "blue", "release")
+def test_converge_released_v1_of_both_apps_on_blue(host):
+    for app in (APP, OTHER):
+        record = state(host, app)
+        assert (record["version"], record["colour"], record["event"]) == ("v1", "blue", "release")
+        assert container_state(host, f"{app}-blue") == "running"
     assert through_nginx() == (200, {"status": "ok", "version": "v1", "color": "blue", "redis": "ok"})
-    assert container_state(host, f"{APP}-blue") == "running"
-    # The colour is published on the loopback only: nginx is the way in.
+    # orders lives under /orders; nginx strips the prefix.
+    assert through_nginx("/orders/health")[1]["version"] == "v1"
+    assert through_nginx("/orders/api/version")[1]["version"] == "v1"
+    # The colours are published on the loopback only: nginx is the way in.
     assert host.check_output(f"docker port {APP}-blue").strip() == "5000/tcp -> 127.0.0.1:5001"
+    assert host.check_output(f"docker port {OTHER}-blue").strip() == "5000/tcp -> 127.0.0.1:5011"
 
 
-def test_release_v2_under_load_fails_no_request(host):
-    result = zero_downtime.Load(**LOAD).during(playbook("release.yml", "-e", "bluegreen_version=v2"))
-    summary = report("release v1 -> v2", result, "v2")
+def test_release_of_one_app_under_strict_load_fails_no_request(host):
+    orders_before = state(host, OTHER)
+    pid_before = host.check_output("cat /run/nginx.pid")
+    result = zero_downtime.Load(**LOAD).during(deploy(APP, "v2"))
+    summary = report("release sample-api v1 -> v2 (strict: no client retry)", result, "v2")
     assert result.action_rc == 0, result.action_output[-3000:]
     assert summary["failed"] == 0, summary
     assert summary["switch_seconds"] is not None, "answers after the release still came from v1"
-    assert through_nginx()[1]["version"] == "v2"
     record = state(host)
-    assert (record["version"], record["color"]) == ("v2", "green")
-    assert record["previous"] == {"color": "blue", "version": "v1", "image": "webstack/sample-api:v1", "port": 5001}
+    assert (record["version"], record["colour"]) == ("v2", "green")
+    assert record["previous"] == {"colour": "blue", "version": "v1", "image": "webstack/sample-api:v1", "port": 5001}
+    # The switch needed no nginx reload, so no keep-alive connection was closed.
+    assert host.check_output("cat /run/nginx.pid") == pid_before
     # v1 stays warm for the rollback window, and a timer will stop it after.
     assert container_state(host, f"{APP}-blue") == "running"
-    assert host.run("systemctl is-active webstack-bluegreen-retire-sample-api.timer").stdout.strip() == "active"
+    assert host.run(f"systemctl is-active webstack-bluegreen-retire-{APP}.timer").stdout.strip() == "active"
+    # The other app was not touched.
+    assert state(host, OTHER) == orders_before
+    assert through_nginx("/orders/health")[1]["version"] == "v1"
 
 
 def test_a_request_in_flight_finishes_across_a_switch(host):
-    # nginx's reload is graceful: a slow request proxied to green (v2) before
-    # the upstream flips to blue still gets green's answer.
+    # A slow request proxied to green (v2) before the live colour flips to
+    # blue still gets green's answer.
     answers = []
     slow = threading.Thread(target=lambda: answers.append(through_nginx("/api/slow?ms=6000")))
     slow.start()
     time.sleep(1.5)
     try:
-        flipped = json.loads(host.check_output(f"webstack-bluegreen switch --app {APP} --port 5001"))
-        assert flipped["changed"] and flipped["previous_port"] == 5002
-        wait_through_nginx(host, "v1")
+        set_live(host, APP, "blue")
+        assert through_nginx()[1]["version"] == "v1"
         slow.join(timeout=30)
         assert answers and answers[0][0] == 200, answers
         assert (answers[0][1]["version"], answers[0][1]["slept_ms"]) == ("v2", 6000)
     finally:
-        host.check_output(f"webstack-bluegreen switch --app {APP} --port 5002")
-    wait_through_nginx(host, "v2")
+        set_live(host, APP, "green")
+    assert through_nginx()[1]["version"] == "v2"
 
 
 def test_releasing_the_live_version_changes_nothing(host):
-    rc, output = run_playbook("release.yml", "-e", "bluegreen_version=v2")
+    rc, output = run(deploy(APP, "v2"))
     assert rc == 0, output[-3000:]
     assert recap_changed(output) == 0, output[-3000:]
-    assert "v2 is already live on green" in " ".join(output.split())
+    assert "sample-api v2 is already live on green" in " ".join(output.split())
 
 
-def test_rollback_under_load_goes_back_to_warm_v1(host):
-    result = zero_downtime.Load(**LOAD).during(playbook("rollback.yml"))
-    summary = report("rollback v2 -> v1 (warm)", result, "v1")
+def test_a_converge_after_a_release_changes_nothing(host):
+    # The inventory still says v1: the release record keeps v2.
+    for check in ([], ["--check"]):
+        rc, output = run(playbook(SCENARIO / "converge.yml", *check))
+        assert rc == 0, output[-3000:]
+        assert recap_changed(output) == 0, output[-3000:]
+        assert "(The release record keeps it; the inventory says v1" in " ".join(output.split())
+    assert through_nginx()[1]["version"] == "v2"
+    assert state(host)["version"] == "v2"
+
+
+def test_the_other_app_is_released_on_its_own(host):
+    sample_before = state(host)
+    rc, output = run(deploy(OTHER, "v2"))
+    assert rc == 0, output[-3000:]
+    record = state(host, OTHER)
+    assert (record["version"], record["colour"]) == ("v2", "green")
+    assert through_nginx("/orders/health")[1] == {"status": "ok", "version": "v2", "color": "green", "redis": "ok"}
+    assert state(host) == sample_before
+
+
+def test_rollback_of_one_app_under_strict_load_is_back_in_seconds(host):
+    result = zero_downtime.Load(**LOAD).during(rollback("-e", f"app={APP}"))
+    summary = report("rollback sample-api v2 -> v1 (warm; strict: no client retry)", result, "v1")
     assert result.action_rc == 0, result.action_output[-3000:]
     assert summary["failed"] == 0, summary
     assert summary["switch_seconds"] is not None
+    print(
+        f"\nROLLBACK: every answer from v1 {summary['switch_seconds']} s after the playbook started "
+        f"(playbook {summary['action_seconds']} s; load average {os.getloadavg()[0]:.1f})"
+    )
     assert through_nginx()[1] == {"status": "ok", "version": "v1", "color": "blue", "redis": "ok"}
     record = state(host)
-    assert (record["version"], record["color"], record["event"]) == ("v1", "blue", "rollback")
+    assert (record["version"], record["colour"], record["event"]) == ("v1", "blue", "rollback")
     assert record["previous"]["version"] == "v2"
     # The warm container took the traffic back: it was not restarted.
     started = host.check_output(f"docker inspect -f '{{{{.State.StartedAt}}}}' {APP}-blue")
     assert started < record["history"][1]["at"].replace("Z", ""), "blue was restarted instead of reused"
+    # orders keeps its version.
+    assert (state(host, OTHER)["version"], state(host, OTHER)["event"]) == ("v2", "release")
+    assert through_nginx("/orders/health")[1]["version"] == "v2"
 
 
 def test_second_rollback_changes_nothing(host):
-    rc, output = run_playbook("rollback.yml")
+    rc, output = run(rollback("-e", f"app={APP}"))
     assert rc == 0, output[-3000:]
     assert recap_changed(output) == 0
     assert "nothing to do" in " ".join(output.split())
 
 
+def test_a_rollback_that_names_no_app_is_refused_on_a_platform_of_several(host):
+    rc, output = run(rollback())
+    assert rc != 0
+    assert "several apps: name one" in " ".join(output.split())
+    assert state(host, OTHER)["version"] == "v2"
+
+
 def test_broken_v3_fails_its_gate_and_traffic_stays(host):
-    result = zero_downtime.Load(**LOAD).during(playbook("release.yml", "-e", "bluegreen_version=v3"))
+    result = zero_downtime.Load(**LOAD).during(deploy(APP, "v3"))
     summary = report("release of the broken v3", result, None)
     output = " ".join(result.action_output.split())
     assert result.action_rc != 0, "the release of the broken v3 succeeded"

@@ -1,0 +1,146 @@
+# Copyright: webstack.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters of in-host blue/green releases: the upstream names nginx and the switch share, an app list with
+every default filled in, the release plan of a run, and the release record."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.webstack.deploy.plugins.module_utils import bluegreen as bg
+
+# Per-app settings and the role variable each one falls back to.
+APP_DEFAULTS = {
+    "port": "container_port",
+    "health_path": "health_path",
+    "verify_path": None,  # the app's health_path
+    "verify_host": "verify_host",
+    "env": None,
+    "networks": None,
+    "volumes": None,
+    "labels": None,
+    "smoke_tests": None,
+}
+
+
+def upstream_name(app: str, colour: str | None = None) -> str:
+    try:
+        return bg.upstream_name(app, colour)
+    except ValueError as err:
+        raise AnsibleFilterError(str(err)) from err
+
+
+def bluegreen_apps(apps: list[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None) -> list[dict]:
+    """The apps with every default filled in and their settings digest; errors name the app and the field."""
+    defaults = defaults or {}
+    errors, out, seen = [], [], set()
+    for index, app in enumerate(apps or []):
+        label = app.get("name", "?") if isinstance(app, Mapping) else repr(app)
+        where = f"app {index} ({label})"
+        if not isinstance(app, Mapping):
+            errors.append(f"{where}: expected a mapping with name, image, version, colour_ports")
+            continue
+        name = app.get("name")
+        if not isinstance(name, str) or not bg.APP_NAME.match(name):
+            errors.append(f"{where}: name must match {bg.APP_NAME.pattern}, found {name!r}")
+            continue
+        if name in seen:
+            errors.append(f"{where}: name {name} is used twice")
+        seen.add(name)
+        if not isinstance(app.get("image"), str) or not app["image"]:
+            errors.append(f"{where}: image must be an image repository without tag, found {app.get('image')!r}")
+        if not bg.VERSION.match(str(app.get("version", ""))):
+            errors.append(f"{where}: version must be an image tag, found {app.get('version')!r}")
+        ports = app.get("colour_ports")
+        if not isinstance(ports, Mapping) or sorted(ports) != list(bg.COLOURS):
+            errors.append(f"{where}: colour_ports must be {{blue: <port>, green: <port>}}, found {ports!r}")
+            continue
+        try:
+            numbers = [int(ports[c]) for c in bg.COLOURS]
+        except (TypeError, ValueError):
+            numbers = [0, 0]
+        if not all(1 <= n <= 65535 for n in numbers) or numbers[0] == numbers[1]:
+            errors.append(f"{where}: colour_ports must be two different ports 1-65535, found {dict(ports)}")
+        full = {**{k: None for k in APP_DEFAULTS}, **dict(app), "version": str(app.get("version", ""))}
+        for key, fallback in APP_DEFAULTS.items():
+            if full.get(key) is None:
+                full[key] = defaults.get(fallback) if fallback else None
+        full["port"] = int(full["port"] or 5000)
+        full["health_path"] = full["health_path"] or "/health"
+        full["verify_path"] = full["verify_path"] or full["health_path"]
+        full["verify_host"] = full["verify_host"] or ""
+        full["env"] = dict(full["env"] or {})
+        full["networks"] = list(full["networks"] or [])
+        full["volumes"] = list(full["volumes"] or [])
+        full["labels"] = dict(full["labels"] or {})
+        full["smoke_tests"] = list(full["smoke_tests"] or [])
+        full["colour_ports"] = {c: int(ports[c]) for c in bg.COLOURS} if numbers != [0, 0] else dict(ports)
+        full["upstream"] = bg.upstream_name(name)
+        for path_key in ("health_path", "verify_path"):
+            if not str(full[path_key]).startswith("/"):
+                errors.append(f"{where}: {path_key} must start with /, found {full[path_key]!r}")
+        out.append(full)
+    used = [p for a in out for p in a["colour_ports"].values()]
+    if len(used) != len(set(used)):
+        errors.append(f"colour_ports: every app needs ports of its own, found {[a['colour_ports'] for a in out]}")
+    if errors:
+        raise AnsibleFilterError("bluegreen_apps: " + "; ".join(errors))
+    for full in out:
+        # Digest of what the container runs with (the image's tag is the version, part of the image).
+        full["digest"] = bg.config_digest(
+            {
+                "image": full["image"],
+                "port": full["port"],
+                "env": full["env"],
+                "networks": full["networks"],
+                "volumes": full["volumes"],
+                "labels": full["labels"],
+            }
+        )
+    return out
+
+
+def bluegreen_plan(
+    apps: list[Mapping[str, Any]],
+    statuses: Mapping[str, Any],
+    release_app: str = "",
+    release_version: str = "",
+    nginx: bool = True,
+) -> list[dict]:
+    try:
+        return bg.plan(apps, statuses, release_app or "", release_version or "", nginx)
+    except ValueError as err:
+        raise AnsibleFilterError(str(err)) from err
+
+
+def release_record(
+    record: Mapping[str, Any] | None,
+    event: str,
+    app: str,
+    current: Mapping[str, Any],
+    previous: Mapping[str, Any] | None,
+    at: str,
+    previous_stops_at: str | None = None,
+    by: str = "",
+    history_size: int = 10,
+) -> dict:
+    try:
+        return bg.next_record(
+            record, event, app, current, previous or None, at, previous_stops_at or None, by, history_size
+        )
+    except (ValueError, KeyError) as err:
+        raise AnsibleFilterError(f"release_record: {err}") from err
+
+
+class FilterModule:
+    """Blue/green filters."""
+
+    def filters(self) -> dict[str, Any]:
+        return {
+            "upstream_name": upstream_name,
+            "bluegreen_apps": bluegreen_apps,
+            "bluegreen_plan": bluegreen_plan,
+            "release_record": release_record,
+        }

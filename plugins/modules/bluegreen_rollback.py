@@ -1,0 +1,195 @@
+#!/usr/bin/python
+# Copyright: webstack.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: bluegreen_rollback
+short_description: Send apps' traffic back to their previous colour at once, then record it
+version_added: 0.2.0
+description:
+  - For each app - reads its release record, asks its previous colour on its own port whether it still runs
+    the previous version (one health request), and if so points nginx back at it
+    (C(<live_dir>/<app>), read by nginx on the next request; no reload) and records the rollback.
+  - Everything a rollback needs happens in this one task, so traffic is back as soon as Ansible reaches the host.
+  - An app whose previous colour does not answer is left as it is and reported with C(needs_start); the
+    webstack.deploy.bluegreen role then starts it from the recorded image, gates it and switches.
+options:
+  apps:
+    description: Apps to roll back - C(name), C(colour_ports) (C(blue), C(green)) and C(health_path).
+    type: list
+    elements: dict
+    required: true
+  health_version_field:
+    description: JSON field of the health answer that names the version ('' - not checked).
+    type: str
+    default: version
+  health_colour_field:
+    description: JSON field of the health answer that names the colour ('' - not checked).
+    type: str
+    default: color
+  state_dir:
+    description: Directory of the release records.
+    type: path
+    default: /var/lib/webstack/releases
+  live_dir:
+    description: Directory of nginx's live-colour files.
+    type: path
+    default: /etc/nginx/webstack/live
+  keep_previous_seconds:
+    description: How long the colour rolled back from keeps running (recorded as C(previous_stops_at)).
+    type: int
+    default: 900
+  history_size:
+    description: Entries kept in each record's history.
+    type: int
+    default: 10
+  by:
+    description: Who rolls back (recorded).
+    type: str
+    default: ""
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation
+      indicates no change.
+    support: full
+    details: An app whose last event is a rollback is left alone.
+author:
+  - webstack.deploy maintainers (@webstack)
+"""
+
+EXAMPLES = r"""
+- name: Traffic back to the previous colour
+  webstack.deploy.bluegreen_rollback:
+    apps:
+      - {name: sample-api, colour_ports: {blue: 5001, green: 5002}, health_path: /health}
+"""
+
+RETURN = r"""
+apps:
+  description: Per app - C(result) (rolled_back, already, no_previous, needs_start), C(colour) and C(version)
+    live after the task, C(from_colour), C(from_version), C(problem) of the previous colour's probe,
+    C(switched_after) (seconds from the module's start).
+  type: dict
+  returned: always
+"""
+
+import json
+import os
+import time
+from datetime import UTC, datetime, timedelta
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.webstack.deploy.plugins.module_utils.bluegreen import (
+    judge_answer,
+    next_record,
+    write_atomically,
+    write_live,
+)
+from ansible_collections.webstack.deploy.plugins.module_utils.http_check import request
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "apps": {"type": "list", "elements": "dict", "required": True},
+            "health_version_field": {"type": "str", "default": "version"},
+            "health_colour_field": {"type": "str", "default": "color"},
+            "state_dir": {"type": "path", "default": "/var/lib/webstack/releases"},
+            "live_dir": {"type": "path", "default": "/etc/nginx/webstack/live"},
+            "keep_previous_seconds": {"type": "int", "default": 900},
+            "history_size": {"type": "int", "default": 10},
+            "by": {"type": "str", "default": ""},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    started = time.monotonic()
+    out, changed = {}, False
+    for app in p["apps"]:
+        name = app["name"]
+        path = os.path.join(p["state_dir"], f"{name}.json")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                record = json.load(handle)
+        except FileNotFoundError:
+            record = None
+        except ValueError as err:
+            module.fail_json(msg=f"{path} is not JSON ({err})")
+        if not record or not record.get("previous"):
+            out[name] = {
+                "result": "no_previous",
+                "colour": (record or {}).get("colour", ""),
+                "version": (record or {}).get("version", ""),
+            }
+            continue
+        if record.get("event") == "rollback":
+            out[name] = {
+                "result": "already",
+                "colour": record["colour"],
+                "version": record["version"],
+                "at": record["at"],
+            }
+            continue
+        back = record["previous"]
+        port = int(app["colour_ports"][back["colour"]])
+        expect = {}
+        if p["health_version_field"]:
+            expect[p["health_version_field"]] = back["version"]
+        if p["health_colour_field"]:
+            expect[p["health_colour_field"]] = back["colour"]
+        answer = request(f"http://127.0.0.1:{port}{app.get('health_path') or '/health'}", timeout=2)
+        problem = judge_answer(answer["status"], answer["body"], 200, expect, error=answer["error"])
+        entry = {
+            "from_colour": record["colour"],
+            "from_version": record["version"],
+            "colour": back["colour"],
+            "version": back["version"],
+            "image": back["image"],
+            "port": port,
+        }
+        if problem:
+            out[name] = {**entry, "result": "needs_start", "problem": problem}
+            continue
+        changed = True
+        if not module.check_mode:
+            write_live(p["live_dir"], name, back["colour"])
+        entry["switched_after"] = round(time.monotonic() - started, 3)
+        now = datetime.now(UTC)
+        keep = p["keep_previous_seconds"]
+        new = next_record(
+            record,
+            "rollback",
+            name,
+            back,
+            {
+                "colour": record["colour"],
+                "version": record["version"],
+                "image": record["image"],
+                "port": record["port"],
+            },
+            stamp(now),
+            stamp(now + timedelta(seconds=keep)) if keep > 0 else None,
+            p["by"],
+            p["history_size"],
+        )
+        if not module.check_mode:
+            write_atomically(path, json.dumps(new, indent=2) + "\n")
+        out[name] = {**entry, "result": "rolled_back", "at": new["at"]}
+    module.exit_json(changed=changed, apps=out, elapsed=round(time.monotonic() - started, 3))
+
+
+if __name__ == "__main__":
+    main()
