@@ -443,7 +443,8 @@ class Backup:
                 self.record(name, last_failure=utc_stamp(), last_error=str(exc))
                 result["notified"] = self.alert(name, "dump failed", str(exc))
                 raise
-            result["dumped"] = entry.name
+            dumped = json.loads((entry / MANIFEST).read_text())
+            result.update(dumped=entry.name, dump_bytes=dumped["dump"]["bytes"], dump_seconds=dumped["dump_seconds"])
             failures = []
             for pending in self.pending(name):
                 try:
