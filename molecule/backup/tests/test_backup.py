@@ -29,7 +29,14 @@ def playbook(name: str, *extra: str) -> subprocess.CompletedProcess:
     inventory = os.environ.get("MOLECULE_INVENTORY_FILE") or str(
         Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory"
     )
-    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_PIPELINING="true")
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_PIPELINING="true",
+        # One line per message: what the tests look for is never wrapped.
+        ANSIBLE_CALLBACK_RESULT_FORMAT="json",
+    )
     return subprocess.run(
         ["ansible-playbook", "-i", inventory, str(PROJECT / "playbooks" / name), *extra],
         cwd=PROJECT,
@@ -307,7 +314,8 @@ def test_a_restore_that_does_not_match_its_manifest_fails_loudly(host):
     assert out["verified"] is False
     assert "db 0: keys" in " ".join(out["differences"])
     assert "restore verification failed|cache|" in host.file(ALERTS).content_string
-    restic(host, "forget --tag label:tampered")
+    tampered = json.loads(restic(host, "snapshots --json --tag label:tampered").stdout)
+    assert restic(host, "forget " + " ".join(s["id"] for s in tampered)).rc == 0
 
 
 def test_retention_keeps_daily_weekly_monthly(host):
