@@ -627,8 +627,13 @@ class Backup:
             raise Failure(f"restic forget failed (exit {proc.returncode}): {proc.stderr.strip()[-800:]}")
         groups = []
         for line in proc.stdout.splitlines():
-            if line.startswith("["):
-                for group in json.loads(line):
+            # forget's --json answer is one array; prune prints progress lines like "[0:00] 100.00%".
+            try:
+                parsed = json.loads(line) if line.startswith("[{") else None
+            except ValueError:
+                parsed = None
+            if parsed:
+                for group in parsed:
                     groups.append(
                         {
                             "paths": group.get("paths"),
