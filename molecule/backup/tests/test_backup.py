@@ -372,7 +372,7 @@ def test_a_failing_dump_never_becomes_a_snapshot(host):
     )
     result = host.run("webstack-backup --config /root/nodb.json run nodb")
     assert result.rc == 1
-    assert 'database "missing" does not exist' in result.stdout
+    assert 'database "missing" does not exist' in json.loads(result.stdout)["jobs"][0]["error"]
     assert "dump failed|nodb|" in host.file(ALERTS).content_string
     assert snapshots(host, "nodb") == []
     assert host.run("ls -A /var/lib/webstack-backup/spool/nodb").stdout.strip() == ""
