@@ -95,10 +95,11 @@ PG_FINGERPRINT = (
 
 
 def write_redis(host) -> None:
-    script = f"""
+    script = """
 set -e
-R="{REDIS}"
-for i in $(seq 1 300); do printf 'SET user:%s "{{\\"id\\":%s}}"\\n' $i $i; done | $R >/dev/null
+export REDISCLI_AUTH=molecule-fake-redis-password
+R="redis-cli --no-auth-warning"
+for i in $(seq 1 300); do printf 'SET user:%s "{\\"id\\":%s}"\\n' $i $i; done | $R >/dev/null
 $R HSET session:1 user 1 cart "3 items" >/dev/null
 $R RPUSH queue:mail a b c d >/dev/null
 $R SADD online 1 2 3 >/dev/null
@@ -112,8 +113,9 @@ $R XADD events '*' kind signup user 1 >/dev/null
 
 def redis_fingerprint(host) -> str:
     """Every key of db 0 and 2 with its type and value, as the test reads them (sorted)."""
-    script = f"""
-R="{REDIS}"
+    script = """
+export REDISCLI_AUTH=molecule-fake-redis-password
+R="redis-cli --no-auth-warning"
 for db in 0 2; do
   for key in $($R -n $db --scan | sort); do
     type=$($R -n $db TYPE "$key")
