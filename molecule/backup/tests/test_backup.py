@@ -88,9 +88,9 @@ ALTER TABLE orders OWNER TO app; ALTER TABLE customers OWNER TO app;
 """
 # The test's own fingerprint of the data, independent of webstack-backup's manifest.
 PG_FINGERPRINT = (
-    "SELECT (SELECT count(*) FROM orders) || ':' || (SELECT md5(string_agg(o::text, ',' ORDER BY id)) FROM orders)"
+    "SELECT (SELECT count(*) FROM orders) || ':' || (SELECT md5(string_agg(o::text, ',' ORDER BY id)) FROM orders o)"
     " || ':' || (SELECT count(*) FROM customers)"
-    " || ':' || (SELECT md5(string_agg(c::text, ',' ORDER BY id)) FROM customers)"
+    " || ':' || (SELECT md5(string_agg(c::text, ',' ORDER BY id)) FROM customers c)"
 )
 
 
@@ -99,7 +99,7 @@ def write_redis(host) -> None:
 set -e
 export REDISCLI_AUTH=molecule-fake-redis-password
 R="redis-cli --no-auth-warning"
-for i in $(seq 1 300); do printf 'SET user:%s "{\\"id\\":%s}"\\n' $i $i; done | $R >/dev/null
+for i in $(seq 1 300); do printf 'SET user:%s profile-of-%s\\n' $i $i; done | $R >/dev/null
 $R HSET session:1 user 1 cart "3 items" >/dev/null
 $R RPUSH queue:mail a b c d >/dev/null
 $R SADD online 1 2 3 >/dev/null
