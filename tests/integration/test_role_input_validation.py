@@ -76,6 +76,28 @@ CASES = [
         id="firewall-ssh-without-admin-networks",
     ),
     pytest.param(
+        "backup",
+        {"backup_retention_keep_daily": -1},
+        ["backup_retention_keep_daily must be 0 or more", "found -1"],
+        id="backup-negative-retention",
+    ),
+    pytest.param(
+        "backup",
+        {
+            "backup_jobs": [{"name": "appdb", "engine": "postgresql", "database": "app"}],
+            "backup_s3_url": "https://webstack-backups/prod",
+            "backup_repository_password": "fake-password",
+        },
+        ["backup_s3_url must look like s3://<bucket>[/<prefix>]", "found 'https://webstack-backups/prod'"],
+        id="backup-malformed-s3-url",
+    ),
+    pytest.param(
+        "backup",
+        {"backup_jobs": [{"name": "appdb", "engine": "mysql"}]},
+        ["engine", "mysql", "postgresql, redis, mongodb"],
+        id="backup-unknown-engine",
+    ),
+    pytest.param(
         "base",
         {"base_admin_users": [{"name": "root", "ssh_keys": []}]},
         ["base_admin_users", "root"],
