@@ -76,7 +76,7 @@ def rules(result: subprocess.CompletedProcess) -> list:
 APPS = {"app1": {"ansible_host": "10.0.1.4"}, "app2": {"ansible_host": "10.0.1.5"}}
 
 
-@pytest.mark.parametrize(("role", "port"), [("redis", 6379), ("mongodb", 27017)])
+@pytest.mark.parametrize(("role", "port"), [("redis", 6379), ("mongodb", 27017), ("postgresql", 5432)])
 def test_port_open_to_each_app_host_where_the_role_ran(tmp_path, role, port):
     assert rules(declared(tmp_path, role, True, APPS)) == [
         {"name": role, "port": port, "proto": "tcp", "from": "10.0.1.4/32"},
@@ -84,18 +84,26 @@ def test_port_open_to_each_app_host_where_the_role_ran(tmp_path, role, port):
     ]
 
 
-@pytest.mark.parametrize("role", ["redis", "mongodb"])
+@pytest.mark.parametrize("role", ["redis", "mongodb", "postgresql"])
 def test_nothing_declared_where_the_role_was_skipped(tmp_path, role):
     assert rules(declared(tmp_path, role, False, APPS)) == []
 
 
-def test_an_app_host_without_address_stops_the_run_naming_the_variable(tmp_path):
-    result = declared(tmp_path, "redis", True, {"app1": {"ansible_host": "app1.internal"}})
+@pytest.mark.parametrize("role", ["redis", "postgresql"])
+def test_an_app_host_without_address_stops_the_run_naming_the_variable(tmp_path, role):
+    result = declared(tmp_path, role, True, {"app1": {"ansible_host": "app1.internal"}})
     assert result.returncode != 0
-    assert "redis_client_addresses: no address known for app1" in result.stdout + result.stderr
+    assert f"{role}_client_addresses: no address known for app1" in result.stdout + result.stderr
 
 
 def test_redis_port_follows_redis_port(tmp_path):
     assert rules(declared(tmp_path, "redis", True, {"app1": {"ansible_host": "10.0.1.4"}}, {"redis_port": 6380})) == [
         {"name": "redis", "port": 6380, "proto": "tcp", "from": "10.0.1.4/32"}
+    ]
+
+
+def test_postgresql_port_follows_postgresql_port(tmp_path):
+    app = {"app1": {"ansible_host": "10.0.1.4"}}
+    assert rules(declared(tmp_path, "postgresql", True, app, {"postgresql_port": 5433})) == [
+        {"name": "postgresql", "port": 5433, "proto": "tcp", "from": "10.0.1.4/32"}
     ]

@@ -193,6 +193,33 @@ CASES = [
         id="mongodb-wrong-type",
     ),
     pytest.param(
+        "postgresql",
+        {"postgresql_listen_addresses": ["127.0.0.1", "*"]},
+        ["postgresql_listen_addresses: '*' listens on every address"],
+        id="postgresql-wildcard-listen",
+    ),
+    pytest.param(
+        "postgresql",
+        {"postgresql_port": "postgres"},
+        ["postgresql_port", "int"],
+        id="postgresql-wrong-type",
+    ),
+    pytest.param(
+        "postgresql",
+        {"postgresql_users": [{"name": "webstack", "password": "short-fake-pw"}]},
+        ["postgresql_users: password: expected at least 16 characters", "for webstack"],
+        id="postgresql-short-password",
+    ),
+    pytest.param(
+        "postgresql",
+        {
+            "postgresql_users": [{"name": "webstack", "password": "fake-postgresql-password-for-tests"}],
+            "postgresql_databases": [{"name": "webstack", "owner": "nobody"}],
+        },
+        ["postgresql_databases: owner: expected a user of postgresql_users or postgres, found nobody"],
+        id="postgresql-unknown-owner",
+    ),
+    pytest.param(
         "aws_storage",
         {"aws_storage_backup_bucket": "Backups_Of_Prod"},
         ["aws_storage_backup_bucket", "Backups_Of_Prod", "expected S3 bucket names"],
