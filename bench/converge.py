@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -45,9 +46,24 @@ def environment() -> dict[str, str]:
     return env
 
 
+def mitogen_environment(env: dict[str, str]) -> dict[str, str]:
+    """Mitogen for Ansible's linear strategy (docs/speed.md): needs `pip install mitogen`."""
+    try:
+        import ansible_mitogen  # only with --mitogen
+    except ImportError as exc:
+        raise SystemExit(f"converge.py: --mitogen needs the mitogen package in this Python ({exc})") from exc
+    plugins = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
+    return {
+        **env,
+        "ANSIBLE_STRATEGY_PLUGINS": str(plugins),
+        "ANSIBLE_STRATEGY": "mitogen_linear",
+    }
+
+
 def write_inventory(directory: Path, prefix: str, size: int, image: str) -> Path:
     """An inventory of `size` data hosts in the groups local_fleet.yml and the play use."""
-    hosts = "".join(f"        {prefix}h{i}:\n" for i in range(1, size + 1))
+    # ansible_host literally: Mitogen does not template it (local.yml has "{{ inventory_hostname }}").
+    hosts = "".join(f"        {prefix}h{i}:\n          ansible_host: {prefix}h{i}\n" for i in range(1, size + 1))
     (directory / "hosts.yml").write_text(
         "---\nlocal:\n  children:\n    bench_data:\n"
         f"      vars:\n        local_fleet_image: {image}\n      hosts:\n{hosts}",
@@ -56,6 +72,29 @@ def write_inventory(directory: Path, prefix: str, size: int, image: str) -> Path
     (directory / "group_vars").mkdir()
     (directory / "group_vars" / "local.yml").symlink_to(LOCAL_VARS)
     return directory
+
+
+def controller_cpu() -> float:
+    """CPU seconds of every finished child process (ansible-playbook and the docker CLIs it ran)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def hosts_cpu(names: list[str]) -> float:
+    """CPU seconds the host containers have used so far (cgroup v1 cpuacct, else cgroup v2 cpu.stat)."""
+    ids = subprocess.run(
+        ["docker", "inspect", "--format", "{{.Id}}", *names], capture_output=True, text=True, check=True
+    ).stdout.split()
+    total = 0.0
+    for cid in ids:
+        v1 = Path(f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage")
+        v2 = Path(f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat")
+        if v1.exists():
+            total += int(v1.read_text(encoding="utf-8")) / 1e9
+        elif v2.exists():
+            stat = dict(line.split() for line in v2.read_text(encoding="utf-8").splitlines())
+            total += int(stat["usage_usec"]) / 1e6
+    return total
 
 
 def playbook(inventory: Path, play: Path, log: Path, extra: list[str], env: dict[str, str]) -> tuple[float, dict]:
@@ -79,10 +118,18 @@ def measure(size: int, args: argparse.Namespace, env: dict[str, str], logs: Path
     with tempfile.TemporaryDirectory(prefix=f"{args.prefix}inv-") as tmp:
         inventory = write_inventory(Path(tmp), args.prefix, size, args.image)
         fleet_vars = ["-e", f"local_fleet_network={args.prefix}net"]
+        names = [f"{args.prefix}h{i}" for i in range(1, size + 1)]
+        converge_env = mitogen_environment(env) if args.mitogen else env
+        # Mitogen takes over connections by their short name only: `docker`, not community.docker.docker.
+        extra = [*args.extra, "-e", "ansible_connection=docker"] if args.mitogen else args.extra
+        cpu = {}
         try:
             playbook(inventory, FLEET, logs / f"fleet-up-{size}.log", fleet_vars, env)
-            first, recap1 = playbook(inventory, PLAY, logs / f"first-{size}.log", args.extra, env)
-            second, recap2 = playbook(inventory, PLAY, logs / f"second-{size}.log", args.extra, env)
+            for run in ("first", "second"):
+                before = controller_cpu(), hosts_cpu(names)
+                took, recap = playbook(inventory, PLAY, logs / f"{run}-{size}.log", extra, converge_env)
+                after = controller_cpu(), hosts_cpu(names)
+                cpu[run] = (took, recap, after[0] - before[0], after[1] - before[1])
         finally:
             if not args.keep:
                 playbook(
@@ -92,15 +139,19 @@ def measure(size: int, args: argparse.Namespace, env: dict[str, str], logs: Path
                     [*fleet_vars, "-e", "local_fleet_state=absent"],
                     env,
                 )
-    changed = sum(h["changed"] for h in recap2.values())
-    tasks = max((h["ok"] for h in recap1.values()), default=0)
+    (first, recap1, ctl1, hst1), (second, recap2, ctl2, hst2) = cpu["first"], cpu["second"]
     return {
         "hosts": size,
-        "tasks_per_host": tasks,
+        "tasks_per_host": max((h["ok"] for h in recap1.values()), default=0),
         "first_s": round(first, 1),
         "second_s": round(second, 1),
-        "second_changed": changed,
+        "second_changed": sum(h["changed"] for h in recap2.values()),
         "second_to_first": round(second / first, 3),
+        # CPU seconds: the controller's (ansible-playbook, docker CLI) and the hosts' own.
+        "first_cpu_controller_s": round(ctl1, 1),
+        "first_cpu_hosts_s": round(hst1, 1),
+        "second_cpu_controller_s": round(ctl2, 1),
+        "second_cpu_hosts_s": round(hst2, 1),
     }
 
 
@@ -121,6 +172,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--logs", type=Path, help="keep the playbook logs here (default: a temp dir, removed)")
     parser.add_argument("--keep", action="store_true", help="leave the containers running")
+    parser.add_argument("--mitogen", action="store_true", help="converge with Mitogen for Ansible (docs/speed.md)")
     parser.add_argument("extra", nargs="*", help="after --: extra ansible-playbook arguments")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -138,11 +190,18 @@ def main() -> int:
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
 
-    print(f"\n{'hosts':>5} {'tasks':>5} {'first s':>8} {'second s':>9} {'2nd/1st':>8}  changed  load before / after")
+    print(
+        f"\n{'hosts':>5} {'tasks':>5} {'first s':>8} {'second s':>9} {'2nd/1st':>8} {'changed':>7}"
+        f"  {'CPU s 1st/2nd (controller+hosts)':>32}  load before / after"
+    )
     for r in rows:
+        cpu = (
+            f"{r['first_cpu_controller_s']}+{r['first_cpu_hosts_s']} / "
+            f"{r['second_cpu_controller_s']}+{r['second_cpu_hosts_s']}"
+        )
         print(
             f"{r['hosts']:>5} {r['tasks_per_host']:>5} {r['first_s']:>8} {r['second_s']:>9}"
-            f" {r['second_to_first']:>7.0%}  {r['second_changed']:>7}  {r['load_before']} / {r['load_after']}"
+            f" {r['second_to_first']:>7.0%} {r['second_changed']:>7}  {cpu:>32}  {r['load_before']} / {r['load_after']}"
         )
     result = {"rows": rows}
     if len(rows) > 1:

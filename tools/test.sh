@@ -121,7 +121,7 @@ scenario() {
 
 declare -a queue=()
 declare -A cmd=() class=() after=() state=() started=() took=() pid_job=()
-declare -A limit=([check]=$CHECK_JOBS [prep]=1 [molecule]=$JOBS [heavy]=$HEAVY_JOBS)
+declare -A limit=([check]=$CHECK_JOBS [molecule]=$JOBS [heavy]=$HEAVY_JOBS)
 failed=()
 t0=$SECONDS
 
@@ -146,7 +146,7 @@ add_scenario() {
     if [ "$h" = "$s" ]; then
       c=heavy
       dep=app-images
-      add app-images prep - app_images
+      add app-images check - app_images
     fi
   done
   add "molecule-$s" "$c" "$dep" scenario "$s"
@@ -167,7 +167,8 @@ start_ready() {
   local j c
   for j in "${queue[@]}"; do
     [ "${state[$j]}" = pending ] || continue
-    if [ "${after[$j]}" != - ]; then
+    # A job waits for the one it comes after only when that one is queued.
+    if [ "${after[$j]}" != - ] && [ -n "${state[${after[$j]}]:-}" ]; then
       case "${state[${after[$j]}]}" in
         ok) ;;
         failed | skipped)
@@ -224,16 +225,20 @@ what=("$@")
 for w in "${what[@]}"; do
   case "$w" in
     all)
+      # The app images first: Docker-host scenarios wait for them, and
+      # tools/app-images.sh, the node stage and pytest's sample-app tests
+      # share apps/sample/api/node_modules, so they never run together.
+      add app-images check - app_images
+      add node check app-images node_tests
       add lint check - lint
       add sanity check - sanity
-      add node check - node_tests
-      add pytest check - pytests
+      add pytest check app-images pytests
       for s in "${SCENARIOS[@]}"; do add_scenario "$s"; done
       ;;
     lint) add lint check - lint ;;
     sanity) add sanity check - sanity ;;
-    node) add node check - node_tests ;;
-    pytest) add pytest check - pytests ;;
+    node) add node check app-images node_tests ;;
+    pytest) add pytest check app-images pytests ;;
     molecule) for s in "${SCENARIOS[@]}"; do add_scenario "$s"; done ;;
     molecule:*) add_scenario "${w#molecule:}" ;;
     *)
