@@ -24,6 +24,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -179,6 +180,9 @@ def main() -> int:
     if shutil.which("docker") is None:
         raise SystemExit("converge.py: docker is not on PATH")
 
+    # A stop (SIGTERM, or Ctrl-C in a background job, where SIGINT is ignored)
+    # still removes the containers: the fleet-down runs in a finally.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     env = environment()
     logs = args.logs or Path(tempfile.mkdtemp(prefix=f"{args.prefix}logs-"))
     logs.mkdir(parents=True, exist_ok=True)
