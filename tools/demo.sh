@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$PWD/ansible.cfg"
 INVENTORY=inventories/local
-URL=https://127.0.0.1:8443
+# WEBSTACK_FLEET_PREFIX / WEBSTACK_FLEET_PORT_OFFSET run a second fleet beside this one.
+OFFSET=${WEBSTACK_FLEET_PORT_OFFSET:-0}
+URL=https://127.0.0.1:$((8443 + OFFSET))
 
 echo "==> application images (sample API v1, v2, broken v3; Redis)"
 tools/app-images.sh
@@ -37,6 +39,6 @@ ansible-playbook -i "$INVENTORY" playbooks/release.yml -e bluegreen_version=v2
 echo
 echo "The sample platform runs on the local fleet:"
 echo "  $URL (Host: sample.webstack.test; certificate from the platform CA)"
-echo "  https://127.0.0.1:9443 (second Docker host)"
+echo "  https://127.0.0.1:$((9443 + OFFSET)) (second app host)"
 echo "  /health answers: $(version)"
 echo "Roll back with: ansible-playbook -i $INVENTORY playbooks/rollback.yml"
