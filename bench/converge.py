@@ -43,6 +43,9 @@ def environment() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
+    # The benchmark names its hosts itself (--prefix); a local fleet's prefix must not apply.
+    for name in ("WEBSTACK_FLEET_PREFIX", "WEBSTACK_FLEET_PORT_OFFSET"):
+        env.pop(name, None)
     env.update(ANSIBLE_FORCE_COLOR="false", ANSIBLE_NOCOLOR="1", PY_COLORS="0")
     return env
 
