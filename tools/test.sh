@@ -125,7 +125,7 @@ declare -A limit=([check]=$CHECK_JOBS [molecule]=$JOBS [heavy]=$HEAVY_JOBS)
 failed=()
 t0=$SECONDS
 
-add() { # add <name> <class> <after: job name or -> <command...>
+add() { # add <name> <class> <after: job it needs, ~job it only follows, or -> <command...>
   local name=$1
   [ -n "${cmd[$name]:-}" ] && return 0
   queue+=("$name")
@@ -164,18 +164,22 @@ running_in() { # running_in <class>: jobs of that class running (heavy counts as
 }
 
 start_ready() {
-  local j c
+  local j c dep
   for j in "${queue[@]}"; do
     [ "${state[$j]}" = pending ] || continue
-    # A job waits for the one it comes after only when that one is queued.
-    if [ "${after[$j]}" != - ] && [ -n "${state[${after[$j]}]:-}" ]; then
-      case "${state[${after[$j]}]}" in
+    # A job waits for the one it comes after only when that one is queued;
+    # "~job" only orders, "job" also needs it to have passed.
+    dep=${after[$j]#\~}
+    if [ "$dep" != - ] && [ -n "${state[$dep]:-}" ]; then
+      case "${state[$dep]}" in
         ok) ;;
         failed | skipped)
-          state[$j]=skipped
-          failed+=("$j")
-          echo "test.sh: $j skipped: ${after[$j]} failed" >"$LOGS/$j.log"
-          continue
+          if [ "$dep" = "${after[$j]}" ]; then
+            state[$j]=skipped
+            failed+=("$j")
+            echo "test.sh: $j skipped: $dep failed" >"$LOGS/$j.log"
+            continue
+          fi
           ;;
         *) continue ;;
       esac
@@ -229,16 +233,16 @@ for w in "${what[@]}"; do
       # tools/app-images.sh, the node stage and pytest's sample-app tests
       # share apps/sample/api/node_modules, so they never run together.
       add app-images check - app_images
-      add node check app-images node_tests
+      add node check ~app-images node_tests
       add lint check - lint
       add sanity check - sanity
-      add pytest check app-images pytests
+      add pytest check ~app-images pytests
       for s in "${SCENARIOS[@]}"; do add_scenario "$s"; done
       ;;
     lint) add lint check - lint ;;
     sanity) add sanity check - sanity ;;
-    node) add node check app-images node_tests ;;
-    pytest) add pytest check app-images pytests ;;
+    node) add node check ~app-images node_tests ;;
+    pytest) add pytest check ~app-images pytests ;;
     molecule) for s in "${SCENARIOS[@]}"; do add_scenario "$s"; done ;;
     molecule:*) add_scenario "${w#molecule:}" ;;
     *)
