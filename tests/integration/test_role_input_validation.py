@@ -93,6 +93,83 @@ CASES = [
         ["base_sshd_port", "int"],
         id="base-wrong-type",
     ),
+    pytest.param(
+        "redis",
+        {"redis_password": "fake-redis-password-for-tests", "redis_maxmemory_policy": "lru"},
+        ["redis_maxmemory_policy", "lru", "allkeys-lru, allkeys-lfu"],
+        id="redis-unknown-eviction-policy",
+    ),
+    pytest.param(
+        "redis",
+        {},
+        ["missing required arguments: redis_password"],
+        id="redis-no-password",
+    ),
+    pytest.param(
+        "redis",
+        {"redis_password": "too-short-pw"},
+        ["redis_password: expected at least 16 characters, found 12"],
+        id="redis-short-password",
+    ),
+    pytest.param(
+        "redis",
+        {"redis_password": "fake-redis-password-for-tests", "redis_bind_addresses": ["127.0.0.1", "0.0.0.0"]},
+        ["redis_bind_addresses: '0.0.0.0' listens on every address"],
+        id="redis-wildcard-bind",
+    ),
+    pytest.param(
+        "redis",
+        {"redis_password": "fake-redis-password-for-tests", "redis_maxmemory": "lots"},
+        ["redis_maxmemory: expected a size such as 0, 512mb or 2gb, found 'lots'"],
+        id="redis-bad-memory-size",
+    ),
+    pytest.param(
+        "redis",
+        {
+            "redis_password": "fake-redis-password-for-tests",
+            "redis_acl_users": [{"name": "ops", "password": "fake-ops-password-for-tests", "rules": ">x +@all"}],
+        },
+        ["redis_acl_users entry 'ops': rules: passwords are set from 'password' only"],
+        id="redis-password-in-acl-rules",
+    ),
+    pytest.param(
+        "mongodb",
+        {
+            "mongodb_replicaset_name": "",
+            "mongodb_admin_password": "fake-admin-password-for-tests",
+            "mongodb_version": "6.0.5",
+        },
+        ["mongodb_version: expected a release of the 7.0 series", "found 6.0.5"],
+        id="mongodb-version-outside-series",
+    ),
+    pytest.param(
+        "mongodb",
+        {"mongodb_admin_password": "fake-admin-password-for-tests"},
+        ["mongodb_keyfile_content: expected the replica set's shared key"],
+        id="mongodb-replica-set-without-key",
+    ),
+    pytest.param(
+        "mongodb",
+        {
+            "mongodb_replicaset_name": "",
+            "mongodb_admin_password": "fake-admin-password-for-tests",
+            "mongodb_indexes": [{"collection": "studentusers", "keys": {"schoolId": "up"}}],
+        },
+        ["mongodb_indexes[0] (studentusers): keys: schoolId: expected one of 1, -1", "found 'up'"],
+        id="mongodb-bad-index-direction",
+    ),
+    pytest.param(
+        "mongodb",
+        {"mongodb_replicaset_name": "", "mongodb_authorization": False, "mongodb_bind_addresses": ["*"]},
+        ["mongodb_bind_addresses: '*' listens on every address"],
+        id="mongodb-wildcard-bind",
+    ),
+    pytest.param(
+        "mongodb",
+        {"mongodb_replicaset_name": "", "mongodb_authorization": False, "mongodb_port": "mongo"},
+        ["mongodb_port", "int"],
+        id="mongodb-wrong-type",
+    ),
 ]
 
 
@@ -107,3 +184,7 @@ def test_bad_input_fails_before_any_change(tmp_path, role, variables, expected):
     assert "changed=0" in output, output
     # The play stopped before the role's first package task.
     assert f"TASK [webstack.deploy.{role} : Install" not in output, output
+    # No secret of the input reached the output.
+    for name, value in variables.items():
+        if "password" in name and isinstance(value, str):
+            assert value not in output, f"{name} printed"

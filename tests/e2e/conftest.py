@@ -1,0 +1,136 @@
+"""The local fleet, converged once per session, for end-to-end tests of the whole platform.
+
+``fleet`` starts a fleet of its own (``playbooks/local_fleet.yml`` with a container-name prefix and
+a port offset unique to this run, so a demo or another run beside it is never touched), converges it
+with ``site.yml -i inventories/local`` and removes it at the end. Tests then run the collection's
+playbooks against it with ``fleet.play(...)`` and reach nginx through the ports it published on
+127.0.0.1.
+
+Environment:
+* ``WEBSTACK_E2E_PREFIX`` / ``WEBSTACK_E2E_PORT_OFFSET``: reuse a fleet made earlier with these
+  (``WEBSTACK_FLEET_PREFIX`` / ``WEBSTACK_FLEET_PORT_OFFSET``); it is then neither converged first
+  nor removed at the end (for working on one test without paying the converge each time).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+INVENTORY = "inventories/local"
+# The ports the local inventory publishes before the offset (inventories/local/hosts.yml).
+BASE_PORTS = {"local-app1": {80: 8080, 443: 8443}, "local-app2": {80: 9080, 443: 9443}}
+RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+@dataclass
+class Run:
+    rc: int
+    output: str
+    seconds: float
+    recap: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> dict[str, int]:
+        return {host: r["changed"] for host, r in self.recap.items() if r["changed"]}
+
+
+@dataclass
+class Fleet:
+    prefix: str
+    offset: int
+    env: dict[str, str]
+    converge: Run | None = None
+
+    def play(self, playbook: str, *args: str, timeout: int = 1800) -> Run:
+        """``ansible-playbook -i inventories/local <playbook> <args>`` against this fleet."""
+        start = time.monotonic()
+        proc = subprocess.run(
+            ["ansible-playbook", "-i", INVENTORY, playbook, *args],
+            cwd=REPO_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        output = proc.stdout + proc.stderr
+        recap = {
+            m[1]: {"ok": int(m[2]), "changed": int(m[3]), "unreachable": int(m[4]), "failed": int(m[5])}
+            for m in RECAP.finditer(proc.stdout)
+        }
+        return Run(proc.returncode, output, time.monotonic() - start, recap)
+
+    def port(self, host: str, container_port: int) -> int:
+        return BASE_PORTS[host][container_port] + self.offset
+
+    def container(self, host: str) -> str:
+        return f"{self.prefix}{host}"
+
+    def exec(self, host: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run a command in one host of the fleet (as root)."""
+        return subprocess.run(
+            ["docker", "exec", self.container(host), *argv], capture_output=True, text=True, timeout=120, check=check
+        )
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_offset() -> int:
+    """An offset in 20000-39999 at which every port the fleet publishes is free."""
+    for _ in range(200):
+        offset = 20000 + int.from_bytes(os.urandom(2), "big") % 20000 // 10 * 10
+        if all(_free(p + offset) for ports in BASE_PORTS.values() for p in ports.values()):
+            return offset
+    raise RuntimeError("no free port offset for the e2e fleet")
+
+
+def _fail(what: str, run: Run) -> None:
+    pytest.fail(f"{what} failed (rc {run.rc}) after {run.seconds:.0f}s:\n{run.output[-6000:]}")
+
+
+@pytest.fixture(scope="session")
+def fleet() -> Iterator[Fleet]:
+    reuse = "WEBSTACK_E2E_PREFIX" in os.environ
+    prefix = os.environ.get("WEBSTACK_E2E_PREFIX", f"e2e{uuid.uuid4().hex[:6]}-")
+    offset = int(os.environ.get("WEBSTACK_E2E_PORT_OFFSET") or _free_offset())
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="false",
+        WEBSTACK_FLEET_PREFIX=prefix,
+        WEBSTACK_FLEET_PORT_OFFSET=str(offset),
+    )
+    fleet = Fleet(prefix, offset, env)
+    print(f"\ne2e fleet: prefix {prefix}, port offset {offset}")
+    try:
+        if not reuse:
+            run = fleet.play("playbooks/local_fleet.yml")
+            if run.rc:
+                _fail("playbooks/local_fleet.yml", run)
+            fleet.converge = fleet.play("site.yml")
+            print(f"site.yml, first converge: {fleet.converge.seconds:.0f}s")
+            if fleet.converge.rc:
+                _fail("site.yml (first converge)", fleet.converge)
+        yield fleet
+    finally:
+        if not reuse:
+            fleet.play("playbooks/local_fleet.yml", "-e", "local_fleet_state=absent")
