@@ -5,14 +5,14 @@ import os
 import pytest
 import testinfra
 
-SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "base")
 KEY = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "id_alice")
 
 
 def _peer(host):
     """The other instance of the scenario, used as an SSH client."""
     name = host.backend.get_hostname()
-    other = f"{SCENARIO}-trixie" if name.endswith("bookworm") else f"{SCENARIO}-bookworm"
+    base, _, release = name.rpartition("-")
+    other = f"{base}-{'trixie' if release == 'bookworm' else 'bookworm'}"
     return testinfra.get_host(f"docker://{other}")
 
 

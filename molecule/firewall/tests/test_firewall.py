@@ -4,10 +4,12 @@ import os
 
 import pytest
 import testinfra
+import testinfra.utils.ansible_runner
 
-SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "firewall")
-BOOKWORM = testinfra.get_host(f"docker://{SCENARIO}-bookworm")
-TRIXIE = testinfra.get_host(f"docker://{SCENARIO}-trixie")
+# The instance names carry the run's prefix: take them from the inventory.
+INSTANCES = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("all")
+BOOKWORM = testinfra.get_host("docker://" + next(n for n in INSTANCES if n.endswith("-bookworm")))
+TRIXIE = testinfra.get_host("docker://" + next(n for n in INSTANCES if n.endswith("-trixie")))
 
 
 def _ip(host):
