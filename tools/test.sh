@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The test suite, stage by stage:
-#   tools/test.sh [all|lint|sanity|node|pytest|molecule|molecule:<scenario> ...]
+#   tools/test.sh [all|lint|sanity|node|pytest|molecule|molecule:<scenario>|e2e|aws-boot ...]
+# `all` is every stage but aws-boot (a fresh host installing Ansible from
+# Debian: long, and it needs the Debian mirror from inside a container).
 # `make test` runs tools/bootstrap.sh first, then `tools/test.sh all`.
 #
 # Stages run side by side: the static checks and pytest one after another in
@@ -13,7 +15,7 @@
 # Settings (environment):
 #   WEBSTACK_TEST_JOBS        Molecule scenarios at a time (default 3)
 #   WEBSTACK_TEST_HEAVY_JOBS  of those, scenarios whose host runs its own
-#                             dockerd (HEAVY below) at a time (default 1)
+#                             dockerd (HEAVY below, and e2e) at a time (default 2)
 #   WEBSTACK_TEST_CHECK_JOBS  static/pytest stages at a time (default 1)
 #   WEBSTACK_PYTEST_WORKERS   pytest-xdist workers, 0 = none (default 2)
 #   WEBSTACK_TEST_PRINT       all: print every log; failed: only failed ones
@@ -28,16 +30,16 @@ export ANSIBLE_FORCE_COLOR=false PY_COLORS=0 ANSIBLE_NOCOLOR=1 NO_COLOR=1
 
 # The scenarios `make test` runs, longest first (the pool starts them in this
 # order, which keeps the suite's wall time short). Add a scenario here.
-SCENARIOS=(nginx bluegreen firewall base redis docker)
+SCENARIOS=(nginx bluegreen backup logs firewall base redis docker)
 # Scenarios whose host container runs its own dockerd and loads the sample
 # app's images: memory- and CPU-hungry, and they need tools/app-images.sh.
 HEAVY=(docker bluegreen)
 # Ports a scenario publishes on this machine come from these variables; each
 # run picks free ones (a scenario's own default applies when run by hand).
-PORT_VARS=(WEBSTACK_BLUEGREEN_HTTPS_PORT WEBSTACK_TEST_MOTO_PORT)
+PORT_VARS=(WEBSTACK_BLUEGREEN_HTTPS_PORT WEBSTACK_TEST_MOTO_PORT WEBSTACK_TEST_BACKUP_MOTO_PORT)
 
 JOBS=${WEBSTACK_TEST_JOBS:-3}
-HEAVY_JOBS=${WEBSTACK_TEST_HEAVY_JOBS:-1}
+HEAVY_JOBS=${WEBSTACK_TEST_HEAVY_JOBS:-2}
 CHECK_JOBS=${WEBSTACK_TEST_CHECK_JOBS:-1}
 PYTEST_WORKERS=${WEBSTACK_PYTEST_WORKERS:-2}
 PRINT=${WEBSTACK_TEST_PRINT:-all}
@@ -102,7 +104,18 @@ pytests() {
   # per session, so xdist workers (whole files each) never share one.
   local xdist=()
   [ "$PYTEST_WORKERS" -gt 0 ] && xdist=(-n "$PYTEST_WORKERS" --dist loadfile)
-  pytest -q --durations=15 "${xdist[@]}" tests
+  # tests/e2e is its own stage (the local fleet, below).
+  pytest -q --durations=15 "${xdist[@]}" tests/unit tests/integration
+}
+
+e2e_tests() {
+  stage "end to end: site.yml, logs, deploy, rollback, backup and restore on a local fleet of its own"
+  pytest -q -s --durations=0 tests/e2e
+}
+
+aws_boot() {
+  stage "an Auto Scaling instance's user data converging a fresh host (apt in the container)"
+  WEBSTACK_TEST_AWS_BOOT=1 pytest -q -s tests/integration/test_aws_boot.py
 }
 
 app_images() {
@@ -238,6 +251,7 @@ for w in "${what[@]}"; do
       add sanity check - sanity
       add pytest check ~app-images pytests
       for s in "${SCENARIOS[@]}"; do add_scenario "$s"; done
+      add e2e heavy app-images e2e_tests
       ;;
     lint) add lint check - lint ;;
     sanity) add sanity check - sanity ;;
@@ -245,8 +259,13 @@ for w in "${what[@]}"; do
     pytest) add pytest check ~app-images pytests ;;
     molecule) for s in "${SCENARIOS[@]}"; do add_scenario "$s"; done ;;
     molecule:*) add_scenario "${w#molecule:}" ;;
+    e2e)
+      add app-images check - app_images
+      add e2e heavy app-images e2e_tests
+      ;;
+    aws-boot) add aws-boot check - aws_boot ;;
     *)
-      echo "test.sh: unknown stage '$w' (all, lint, sanity, node, pytest, molecule, molecule:<scenario>)" >&2
+      echo "test.sh: unknown stage '$w' (all, lint, sanity, node, pytest, molecule, molecule:<scenario>, e2e, aws-boot)" >&2
       exit 2
       ;;
   esac
