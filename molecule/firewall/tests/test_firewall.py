@@ -86,7 +86,8 @@ def test_undeclared_published_port_is_refused(trixie_ip):
 def test_declared_published_port_connects(trixie_ip):
     # probe-7778 publishes 7778 -> 5001; a route rule allows 5001.
     assert _connects(BOOKWORM, trixie_ip, 7778)
-    result = BOOKWORM.run(f"python3 -c \"import urllib.request; print(urllib.request.urlopen('http://{trixie_ip}:7778/', timeout=5).status)\"")
+    fetch = f"import urllib.request; print(urllib.request.urlopen('http://{trixie_ip}:7778/', timeout=5).status)"
+    result = BOOKWORM.run(f'python3 -c "{fetch}"')
     assert result.stdout.strip() == "200", result.stderr
 
 
@@ -103,8 +104,8 @@ def test_published_ports_stay_filtered_after_restarts(trixie_ip):
 
 def test_containers_still_reach_out(trixie_ip, bookworm_ip):
     # Traffic the containers start (replies included) is not filtered.
-    cmd = f"docker exec probe-7777 /usr/bin/python3 -c \"import socket; socket.create_connection(('{bookworm_ip}', 8443), 3)\""
-    assert TRIXIE.run(cmd).rc == 0
+    connect = f"import socket; socket.create_connection(('{bookworm_ip}', 8443), 3)"
+    assert TRIXIE.run(f'docker exec probe-7777 /usr/bin/python3 -c "{connect}"').rc == 0
 
 
 def test_docker_filter_only_on_docker_hosts():
