@@ -8,7 +8,10 @@ import testinfra
 SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "base")
 KEY = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "id_alice")
 # converge.yml gives carol this hash (of a fake password).
-CAROL_HASH = "$6$moleculefake$jO.8OI2P7JG6QoglyKRo62/oVFbEPl2SLHy8Jkt81kl0lYc21wWnzvhxeDpGoPpB45m/DvJzQluz1z/IiKKdR0"
+CAROL_HASH = (
+    "$6$rounds=656000$moleculefake$zZ89rRI4QhqT02Poem7MyOSo1FWcaR"
+    "V.8WvinupUxS2nn83tcgxYn8dblq09xhfZxsLDvhYqG9/NS.uih3/cG."
+)
 
 
 def _peer(host):
