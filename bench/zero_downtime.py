@@ -328,7 +328,8 @@ networks:
 
 def suite(args: argparse.Namespace) -> int:
     inventory = args.inventory or molecule_inventory(args.scenario)
-    container = args.container or f"{args.scenario}-dockerhost"
+    # Molecule names its instances <run id>-<scenario>-<platform> (.config/molecule/config.yml).
+    container = args.container or f"{os.environ.get('WEBSTACK_RUN_ID') or 'molecule'}-{args.scenario}-dockerhost"
     env_playbook = ["ansible-playbook", "-i", inventory]
     results: dict[str, dict] = {}
     load_kwargs = {
@@ -448,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     common(s)
     s.add_argument("--scenario", default="bluegreen")
     s.add_argument("--inventory", help="inventory (default: the molecule scenario's)")
-    s.add_argument("--container", help="Docker host container (default <scenario>-dockerhost)")
+    s.add_argument("--container", help="Docker host container (default <run id>-<scenario>-dockerhost)")
     s.add_argument("--app", default="sample-api")
     s.add_argument("--versions", default="v1,v2", help="two good versions to go between")
 

@@ -6,6 +6,18 @@
 # /var/log/webstack-dockerd.log. Used by `make demo` and `make test`.
 set -euo pipefail
 
+# Every host container runs systemd, which takes inotify instances of the
+# machine's root user; the kernel's default of 128 stops a new container at
+# about the tenth (it exits 255 without a word). Test runs start dozens.
+want_inotify=1024
+if [ "$(cat /proc/sys/fs/inotify/max_user_instances)" -lt "$want_inotify" ]; then
+  if [ "$(id -u)" -eq 0 ] && sysctl -qw fs.inotify.max_user_instances="$want_inotify"; then
+    echo "engine.sh: fs.inotify.max_user_instances raised to $want_inotify for the host containers"
+  else
+    echo "engine.sh: fs.inotify.max_user_instances is below $want_inotify: host containers may fail to start" >&2
+  fi
+fi
+
 if docker info >/dev/null 2>&1; then
   exit 0
 fi

@@ -9,7 +9,7 @@ import ipaddress
 import json
 from typing import Any
 
-RULE_KEYS = frozenset({"name", "port", "proto", "from", "limit"})
+RULE_KEYS = frozenset({"name", "port", "proto", "from", "limit", "route"})
 
 
 def invalid_cidrs(values: list[Any]) -> list[str]:
@@ -56,16 +56,23 @@ def _rule_errors(rule: dict[str, Any]) -> list[str]:
         errors.append(f"{where}: from: expected a CIDR such as 10.0.0.0/8 or 'any', found '{source}'.")
     if not isinstance(rule.get("limit", False), bool):
         errors.append(f"{where}: limit: expected true or false, found '{rule.get('limit')}'.")
+    if not isinstance(rule.get("route", False), bool):
+        errors.append(f"{where}: route: expected true or false, found '{rule.get('route')}'.")
     return errors
 
 
 def firewall_normalize(rules: list[dict[str, Any]], tag: str = "webstack:") -> list[dict[str, Any]]:
     """Normalize declared rules, drop duplicates and attach the identifying ufw comment.
 
-    Each result has name, port, proto, from, limit, comment and errors (a list of
+    Each result has name, port, proto, from, limit, route, comment and errors (a list of
     messages naming the rule and the key that is wrong; empty when the rule is valid).
     The comment holds a short hash of the rule, so a changed rule is a new rule and
     the old one is found stale and removed.
+
+    ``route: true`` makes a rule for forwarded traffic (``ufw route``): on a Docker
+    host that is what decides whether a published port of a container can be
+    reached, and ``port`` is then the port inside the container (the destination
+    after Docker's address translation).
     """
     result: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -79,9 +86,14 @@ def firewall_normalize(rules: list[dict[str, Any]], tag: str = "webstack:") -> l
             "proto": raw.get("proto", "tcp"),
             "from": str(raw.get("from", "any")),
             "limit": raw.get("limit", False),
+            "route": raw.get("route", False),
         }
         errors = _rule_errors(raw)
-        spec = json.dumps({k: rule[k] for k in ("port", "proto", "from", "limit")}, sort_keys=True)
+        identity = {k: rule[k] for k in ("port", "proto", "from", "limit")}
+        if rule["route"]:
+            # Only route rules carry the key: host rules keep the identity they always had.
+            identity["route"] = True
+        spec = json.dumps(identity, sort_keys=True)
         digest = hashlib.sha256(spec.encode()).hexdigest()[:8]
         rule["comment"] = f"{tag}{rule['name']}:{digest}"
         rule["errors"] = errors
@@ -110,6 +122,22 @@ def firewall_stale(added_lines: list[str], wanted_comments: list[str], tag: str 
     return stale
 
 
+def firewall_delete_argv(line: str) -> list[str]:
+    """The ``ufw`` command (argv) that deletes the rule of one ``ufw show added`` line.
+
+    ``ufw allow 443/tcp comment 'x'`` becomes ``ufw delete allow 443/tcp``; a route
+    rule, ``ufw route allow ...``, becomes ``ufw route delete allow ...``.
+    """
+    words = line.strip()
+    if words.startswith("ufw "):
+        words = words[4:]
+    words = words.split(" comment '", 1)[0]
+    argv = words.split()
+    if argv[:1] == ["route"]:
+        return ["ufw", "route", "delete", *argv[1:]]
+    return ["ufw", "delete", *argv]
+
+
 class FilterModule:
     """Firewall filters."""
 
@@ -118,4 +146,5 @@ class FilterModule:
             "invalid_cidrs": invalid_cidrs,
             "firewall_normalize": firewall_normalize,
             "firewall_stale": firewall_stale,
+            "firewall_delete_argv": firewall_delete_argv,
         }

@@ -45,9 +45,15 @@ BY_PLAYBOOK = {t["playbook"]: t for t in DATA["awx_job_templates"]}
 EXPECTED_SURVEYS = {
     "site.yml": [],
     "playbooks/deploy.yml": ["app", "version"],
-    "playbooks/rollback.yml": ["app", "restore", "restore_confirm"],
+    "playbooks/rollback.yml": ["app"],
     "playbooks/backup.yml": ["backup_tag"],
-    "playbooks/restore.yml": ["snapshot", "target"],
+    "playbooks/restore.yml": [
+        "restore_host",
+        "restore_job",
+        "restore_label",
+        "restore_target",
+        "restore_confirm_overwrite",
+    ],
     "playbooks/maintenance.yml": ["maintenance"],
     "playbooks/smoke_test.yml": [],
 }
@@ -346,4 +352,4 @@ def test_configure_check_mode_renders_the_workflow_graph(configure_check: dict):
         assert sent["unified_job_template"]["type"] == "job_template"
         for kind in ("success", "failure", "always"):
             assert [n["identifier"] for n in sent["related"][f"{kind}_nodes"]] == node.get(kind, [])
-    assert nodes["rollback"]["extra_data"] == {"restore": "false"}
+    assert nodes["rollback"].get("extra_data", {}) == {}

@@ -17,7 +17,7 @@ import pytest
 
 PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
 SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "backup")
-HOST = f"{SCENARIO}-bookworm"
+HOST = f"{os.environ.get('WEBSTACK_RUN_ID', 'molecule')}-{SCENARIO}-bookworm"
 MOTO_PORT = os.environ.get("WEBSTACK_TEST_BACKUP_MOTO_PORT", "22010")
 REDIS = "REDISCLI_AUTH=molecule-fake-redis-password redis-cli --no-auth-warning"
 ALERTS = "/var/log/webstack-backup-alerts.log"

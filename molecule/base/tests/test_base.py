@@ -5,14 +5,19 @@ import os
 import pytest
 import testinfra
 
-SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "base")
 KEY = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "id_alice")
+# converge.yml gives carol this hash (of a fake password).
+CAROL_HASH = (
+    "$6$rounds=656000$moleculefake$zZ89rRI4QhqT02Poem7MyOSo1FWcaR"
+    "V.8WvinupUxS2nn83tcgxYn8dblq09xhfZxsLDvhYqG9/NS.uih3/cG."
+)
 
 
 def _peer(host):
     """The other instance of the scenario, used as an SSH client."""
     name = host.backend.get_hostname()
-    other = f"{SCENARIO}-trixie" if name.endswith("bookworm") else f"{SCENARIO}-bookworm"
+    base, _, release = name.rpartition("-")
+    other = f"{base}-{'trixie' if release == 'bookworm' else 'bookworm'}"
     return testinfra.get_host(f"docker://{other}")
 
 
@@ -105,3 +110,74 @@ def test_unattended_upgrades_security_only(host):
     result = host.run("unattended-upgrade --dry-run --debug 2>&1 | grep -i 'Allowed origins'")
     assert "Debian-Security" in result.stdout
     assert host.file("/etc/apt/apt.conf.d/20auto-upgrades").contains('Unattended-Upgrade "1"')
+
+
+def test_password_hash_is_set_as_given(host):
+    field = host.check_output("getent shadow carol").split(":")[1]
+    assert field == CAROL_HASH
+
+
+def test_home_directories_closed_to_others(host):
+    for user in ("alice", "bob", "carol"):
+        assert host.file(f"/home/{user}").mode == 0o750
+
+
+def test_login_defs_hardened(host):
+    settings = dict(
+        line.split(None, 1)
+        for line in host.file("/etc/login.defs").content_string.splitlines()
+        if line and line[0] != "#"
+    )
+    assert settings["UMASK"].strip() == "027"
+    assert int(settings["PASS_MAX_DAYS"]) <= 365
+    assert int(settings["PASS_MIN_DAYS"]) >= 1
+    assert int(settings["SHA_CRYPT_MIN_ROUNDS"]) >= 5000
+    # useradd/login must not complain about keys this release dropped.
+    assert "configuration error" not in host.run("useradd -D").stderr
+
+
+def test_password_quality_in_pam(host):
+    # pam-auth-update put pam_pwquality in the password stack, with the role's settings.
+    assert "pam_pwquality.so" in host.file("/etc/pam.d/common-password").content_string
+    assert "minlen = 14" in host.file("/etc/security/pwquality.conf").content_string
+
+
+def test_core_dumps_off(host):
+    assert host.run("su -s /bin/bash -l bob -c 'ulimit -c'").stdout.strip() == "0"
+    assert "Storage=none" in host.file("/etc/systemd/coredump.conf").content_string
+
+
+def test_unused_modules_cannot_load(host):
+    out = host.check_output("modprobe --showconfig")
+    for module in ("dccp", "sctp", "rds", "tipc", "usb_storage", "firewire_core"):
+        assert f"blacklist {module}" in out
+        assert f"install {module} /bin/false" in out
+
+
+def test_legal_banner(host):
+    assert "Authorized access only" in host.file("/etc/issue.net").content_string
+
+
+def test_security_repository_feeds_unattended_upgrades(host):
+    policy = host.check_output("apt-cache policy")
+    codename = host.system_info.codename
+    assert f"{codename}-security" in policy and "Debian-Security" in policy
+
+
+def test_auditd_and_accounting_skipped_in_container_only(host):
+    # A container cannot run them: installed, configured, not started (by the virtualization fact).
+    assert host.package("auditd").is_installed
+    assert host.package("acct").is_installed
+    assert not host.service("auditd").is_enabled
+    assert host.file("/etc/audit/rules.d/90-webstack.rules").contains("-k identity")
+
+
+def test_lynis_hardening_index(host):
+    """Lynis (Debian's package) rates the host at 80 or more."""
+    install = host.run("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lynis")
+    assert install.rc == 0, install.stderr
+    host.run("lynis audit system --quick --no-colors > /tmp/lynis.out 2>&1")
+    report = host.file("/var/log/lynis-report.dat").content_string
+    index = int(next(line.split("=", 1)[1] for line in report.splitlines() if line.startswith("hardening_index=")))
+    print(f"Lynis hardening index on {host.backend.get_hostname()}: {index}")
+    assert index >= 80, [line for line in report.splitlines() if line.startswith(("warning[]", "suggestion[]"))]

@@ -4,14 +4,17 @@ import os
 
 import pytest
 import testinfra
+import testinfra.utils.ansible_runner
 
-SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "firewall")
-BOOKWORM = testinfra.get_host(f"docker://{SCENARIO}-bookworm")
-TRIXIE = testinfra.get_host(f"docker://{SCENARIO}-trixie")
+# The instance names carry the run's prefix: take them from the inventory.
+INSTANCES = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("all")
+BOOKWORM = testinfra.get_host("docker://" + next(n for n in INSTANCES if n.endswith("-bookworm")))
+TRIXIE = testinfra.get_host("docker://" + next(n for n in INSTANCES if n.endswith("-trixie")))
 
 
 def _ip(host):
-    return host.check_output("hostname -I").split()[0]
+    """The host's address on the scenario network (a Docker host also has docker0's)."""
+    return host.check_output("python3 -c 'import socket; print(socket.gethostbyname(socket.gethostname()))'").strip()
 
 
 def _connects(client, target, port):
@@ -73,3 +76,42 @@ def test_ssh_is_rate_limited(trixie_ip):
     assert results[0], results
     assert False in results, results
     assert results.count(True) <= 6, results
+
+
+def test_undeclared_published_port_is_refused(trixie_ip):
+    # probe-7777 publishes 7777 -> 5000 on every address; no rule allows 5000.
+    assert "0.0.0.0:7777->5000/tcp" in TRIXIE.check_output("docker ps --filter name=probe-7777")
+    assert _connects(TRIXIE, "127.0.0.1", 7777), "the container does not answer on the host itself"
+    assert not _connects(BOOKWORM, trixie_ip, 7777), "an undeclared published port is reachable from another host"
+
+
+def test_declared_published_port_connects(trixie_ip):
+    # probe-7778 publishes 7778 -> 5001; a route rule allows 5001.
+    assert _connects(BOOKWORM, trixie_ip, 7778)
+    fetch = f"import urllib.request; print(urllib.request.urlopen('http://{trixie_ip}:7778/', timeout=5).status)"
+    result = BOOKWORM.run(f'python3 -c "{fetch}"')
+    assert result.stdout.strip() == "200", result.stderr
+
+
+def test_published_ports_stay_filtered_after_restarts(trixie_ip):
+    # ufw reloads its after.rules; dockerd keeps DOCKER-USER first in FORWARD.
+    assert TRIXIE.run("systemctl restart ufw").rc == 0
+    assert not _connects(BOOKWORM, trixie_ip, 7777)
+    assert _connects(BOOKWORM, trixie_ip, 7778)
+    assert TRIXIE.run("systemctl restart docker && docker start probe-7777 probe-7778").rc == 0
+    assert TRIXIE.check_output("iptables -S FORWARD").splitlines()[1] == "-A FORWARD -j DOCKER-USER"
+    assert not _connects(BOOKWORM, trixie_ip, 7777)
+    assert _connects(BOOKWORM, trixie_ip, 7778)
+
+
+def test_containers_still_reach_out(trixie_ip, bookworm_ip):
+    # Traffic the containers start (replies included) is not filtered.
+    connect = f"import socket; socket.create_connection(('{bookworm_ip}', 8443), 3)"
+    assert TRIXIE.run(f'docker exec probe-7777 /usr/bin/python3 -c "{connect}"').rc == 0
+
+
+def test_docker_filter_only_on_docker_hosts():
+    assert "DOCKER-USER" in TRIXIE.file("/etc/ufw/after.rules").content_string
+    assert "DOCKER-USER" not in BOOKWORM.file("/etc/ufw/after.rules").content_string
+    route = TRIXIE.check_output("ufw show added")
+    assert "ufw route allow" in route and "webstack:probe-published:" in route

@@ -36,6 +36,8 @@ ADMIN = "admin.webstack.test"
 PUBLIC = "public.webstack.test"
 ASSET = "/assets/app.3f9c2b71.js"
 CA_PATH = "/etc/webstack/ca/ca.crt"
+# converge.yml keeps the platform CA here, on the controller.
+CONTROLLER_CA_DIR = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "ca")
 MOZILLA_HSTS = "max-age=63072000; includeSubDomains"
 DEFAULT_CSP_START = "default-src 'self'; script-src 'self'"
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -153,12 +155,29 @@ def test_nginx_is_running_and_enabled(host):
 
 
 def test_key_material_is_private(host):
-    for path in ("/etc/webstack/ca/ca.key", "/etc/webstack/tls/web.key", "/etc/webstack/tls/admin.key"):
+    for path in ("/etc/webstack/tls/web.key", "/etc/webstack/tls/admin.key"):
         f = host.file(path)
         assert f.exists, path
         assert f.user == "root"
         assert f.mode == 0o600, f"{path} has mode {oct(f.mode)}"
     assert host.file("/etc/webstack/ca").mode == 0o700
+
+
+def test_no_host_holds_the_ca_key(host):
+    """The CA signs on the controller: no private key on the host matches the CA certificate."""
+    ca_public = host.check_output(f"openssl x509 -in {CA_PATH} -noout -pubkey")
+    assert not host.file("/etc/webstack/ca/ca.key").exists
+    keys = host.check_output(
+        "grep -rlE -- '-----BEGIN (EC |RSA |ENCRYPTED )?PRIVATE KEY-----' /etc /root /srv /var/lib || true"
+    )
+    assert keys.split(), "no private key found at all: the search looks in the wrong places"
+    for path in keys.split():
+        public = host.run(f"openssl pkey -in {path} -pubout").stdout
+        assert public != ca_public, f"{path} on {host.backend.get_hostname()} is the CA's private key"
+    # The controller holds it, private to its owner.
+    controller_key = Path(CONTROLLER_CA_DIR) / "ca.key"
+    assert controller_key.exists()
+    assert controller_key.stat().st_mode & 0o077 == 0
 
 
 def test_upstream_files_follow_the_bluegreen_interface(host):

@@ -5,10 +5,12 @@ import socket
 
 import pytest
 import testinfra
+import testinfra.utils.ansible_runner
 
-SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "redis")
-DATA = testinfra.get_host(f"docker://{SCENARIO}-data")
-APP = testinfra.get_host(f"docker://{SCENARIO}-app")
+# The instance names carry the run's prefix: take them from the inventory.
+INSTANCES = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("all")
+DATA = testinfra.get_host("docker://" + next(n for n in INSTANCES if n.endswith("-data")))
+APP = testinfra.get_host("docker://" + next(n for n in INSTANCES if n.endswith("-app")))
 # The fake passwords of converge.yml.
 PASSWORD = "molecule-fake-redis-password"
 MONITOR = "molecule-fake-monitor-password"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from ansible_collections.webstack.deploy.plugins.filter.firewall import (
+    firewall_delete_argv,
     firewall_normalize,
     firewall_stale,
     invalid_cidrs,
@@ -82,3 +83,50 @@ def test_nothing_declared_removes_all_of_ours_and_nothing_else():
     stale = firewall_stale(ADDED, [])
     assert len(stale) == 3
     assert all("webstack:" in line for line in stale)
+
+
+def test_route_rules_are_their_own_rules():
+    host, route = firewall_normalize([{"name": "api", "port": 5000}, {"name": "api", "port": 5000, "route": True}])
+    assert host["route"] is False
+    assert route["route"] is True
+    assert host["comment"] != route["comment"]
+    assert route["errors"] == []
+
+
+def test_host_rules_keep_their_identity_when_route_is_spelled_out():
+    # Rules made before route existed must not be re-created on upgrade.
+    implicit = firewall_normalize([{"name": "https", "port": 443}])[0]["comment"]
+    explicit = firewall_normalize([{"name": "https", "port": 443, "route": False}])[0]["comment"]
+    assert implicit == explicit
+
+
+def test_route_must_be_a_boolean():
+    (rule,) = firewall_normalize([{"name": "api", "port": 5000, "route": "yes"}])
+    assert any("route: expected true or false" in error for error in rule["errors"]), rule["errors"]
+
+
+@pytest.mark.parametrize(
+    ("line", "argv"),
+    [
+        ("ufw allow 7000/tcp comment 'webstack:retired:33333333'", ["ufw", "delete", "allow", "7000/tcp"]),
+        (
+            "ufw limit from 10.0.0.0/8 to any port 22 proto tcp comment 'webstack:ssh:11111111'",
+            ["ufw", "delete", "limit", "from", "10.0.0.0/8", "to", "any", "port", "22", "proto", "tcp"],
+        ),
+        (
+            "ufw route allow 5001/tcp comment 'webstack:api:44444444'",
+            ["ufw", "route", "delete", "allow", "5001/tcp"],
+        ),
+        (
+            "ufw route allow from 10.0.0.0/8 to any port 5001 proto tcp comment 'webstack:api:55555555'",
+            ["ufw", "route", "delete", "allow", "from", "10.0.0.0/8", "to", "any", "port", "5001", "proto", "tcp"],
+        ),
+    ],
+)
+def test_delete_argv_for_host_and_route_rules(line, argv):
+    assert firewall_delete_argv(line) == argv
+
+
+def test_stale_route_rules_are_found():
+    added = [*ADDED, "ufw route allow 5001/tcp comment 'webstack:api:44444444'"]
+    assert "ufw route allow 5001/tcp comment 'webstack:api:44444444'" in firewall_stale(added, [])

@@ -1,0 +1,119 @@
+"""What operators do on a converged local fleet: logs arrive at the collector, a release and a
+rollback of the app under the collection's playbooks, a backup and a proven restore.
+
+The tests share one fleet (``conftest.fleet``) and run in file order: the release before the
+rollback. Each prints the figures an operator would ask for.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+import urllib.request
+
+import pytest
+
+APP = "sample-api"
+SITE = "sample.webstack.test"
+
+
+def request(url: str, method: str = "GET", body: dict | None = None) -> tuple[int, bytes]:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Host": SITE, **({"Content-Type": "application/json"} if data else {})}
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    with urllib.request.urlopen(req, timeout=10, context=context) as response:
+        return response.status, response.read()
+
+
+def health(fleet, host: str) -> dict:
+    return json.loads(request(f"https://127.0.0.1:{fleet.port(host, 443)}/health")[1])
+
+
+def lines(fleet, host: str, path: str) -> list[dict]:
+    out = fleet.exec(host, "sh", "-c", f"cat {path} 2>/dev/null || true").stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_app_logs_reach_the_collector_with_their_fields(fleet):
+    """Every line the app writes on local-app1 is stored once at local-logs1, its fields intact."""
+    written_path = f"/var/log/webstack/apps/{APP}/combined.log"
+    stored_path = f"/var/log/webstack/local/local-app1/{APP}/combined.log"
+    for i in range(50):
+        assert request(f"https://127.0.0.1:{fleet.port('local-app1', 443)}/api/items?n={i}")[0] == 200
+    written: list[dict] = []
+    stored: list[dict] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        written = lines(fleet, "local-app1", written_path)
+        stored = lines(fleet, "local-logs1", stored_path)
+        if written and len(stored) >= len(written):
+            break
+        time.sleep(2)
+    # A stored line is the written one plus what the shipper adds (host, app, environment, ...).
+    fields = sorted({k for line in written for k in line})
+    sent = [json.dumps([line.get(k) for k in fields]) for line in written]
+    kept = [json.dumps([line.get(k) for k in fields]) for line in stored]
+    lost = len(set(sent) - set(kept))
+    duplicated = len(kept) - len(set(kept))
+    print(f"logs: written {len(written)}, stored {len(stored)}, lost {lost}, duplicated {duplicated}")
+    assert len(written) >= 50
+    assert lost == 0
+    for line in stored[-50:]:
+        assert line["host"] == "local-app1"
+        assert line["app"] == APP
+        assert line["environment"] == "local"
+        assert line["level"] and line["message"] and line["timestamp"]
+        assert line["version"] == health(fleet, "local-app1")["version"]
+
+
+def test_deploy_releases_the_next_version_on_every_app_host(fleet):
+    before = {h: health(fleet, h) for h in ("local-app1", "local-app2")}
+    run = fleet.play("playbooks/deploy.yml", "-e", f"app={APP}", "-e", "version=v2")
+    print(f"deploy.yml v2: {run.seconds:.0f}s")
+    assert run.rc == 0, run.output[-6000:]
+    for host, was in before.items():
+        now = health(fleet, host)
+        assert now["version"] == "v2", (host, now)
+        assert now["color"] != was["color"], (host, was, now)
+
+
+def test_site_after_a_release_keeps_the_released_version(fleet):
+    run = fleet.play("site.yml", "--tags", "app")
+    assert run.rc == 0, run.output[-6000:]
+    assert run.changed == {}, run.output[-6000:]
+    assert health(fleet, "local-app1")["version"] == "v2"
+
+
+def test_rollback_puts_the_previous_version_back_within_seconds(fleet):
+    start = time.monotonic()
+    run = fleet.play("playbooks/rollback.yml", "-e", f"app={APP}")
+    took = time.monotonic() - start
+    assert run.rc == 0, run.output[-6000:]
+    for host in ("local-app1", "local-app2"):
+        assert health(fleet, host)["version"] == "v1", host
+    print(f"rollback.yml: {took:.1f}s for the whole playbook")
+    again = fleet.play("playbooks/rollback.yml", "-e", f"app={APP}")
+    assert again.rc == 0, again.output[-6000:]
+    assert again.changed == {}, again.output[-6000:]
+
+
+@pytest.mark.parametrize("job", ["cache", "appdb"])
+def test_backup_then_restore_to_scratch_is_proven(fleet, job):
+    if job == "cache":
+        status, _ = request(
+            f"https://127.0.0.1:{fleet.port('local-app1', 443)}/api/items", "POST", {"name": "before the backup"}
+        )
+        assert status == 201
+    run = fleet.play("playbooks/backup.yml", "-e", f"backup_job={job}", "-e", "backup_tag=e2e")
+    print(f"backup.yml {job}: {run.seconds:.0f}s")
+    assert run.rc == 0, run.output[-6000:]
+    run = fleet.play(
+        "playbooks/restore.yml", "-e", "restore_host=local-data1", "-e", f"restore_job={job}", "-e", "restore_label=e2e"
+    )
+    print(f"restore.yml {job} (scratch, verified against the manifest): {run.seconds:.0f}s")
+    assert run.rc == 0, run.output[-6000:]
+    assert "verified" in run.output
