@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from secret_values import count_secrets, inventory_secrets
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = "inventories/local"
@@ -51,12 +52,18 @@ class Fleet:
     offset: int
     env: dict[str, str]
     converge: Run | None = None
+    # The local inventory's secret values, and those any run printed (each run is at -vvv).
+    secrets: set[str] = field(default_factory=lambda: inventory_secrets(INVENTORY))
+    printed: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def play(self, playbook: str, *args: str, timeout: int = 1800) -> Run:
-        """``ansible-playbook -i inventories/local <playbook> <args>`` against this fleet."""
+        """``ansible-playbook -vvv -i inventories/local <playbook> <args>`` against this fleet.
+
+        Every run is at -vvv and its output is searched for the inventory's secrets (``printed``).
+        """
         start = time.monotonic()
         proc = subprocess.run(
-            ["ansible-playbook", "-i", INVENTORY, playbook, *args],
+            ["ansible-playbook", "-vvv", "-i", INVENTORY, playbook, *args],
             cwd=REPO_ROOT,
             env=self.env,
             capture_output=True,
@@ -69,6 +76,9 @@ class Fleet:
             m[1]: {"ok": int(m[2]), "changed": int(m[3]), "unreachable": int(m[4]), "failed": int(m[5])}
             for m in RECAP.finditer(proc.stdout)
         }
+        found = count_secrets(output, self.secrets)
+        if found:
+            self.printed[" ".join([playbook, *args])] = found
         return Run(proc.returncode, output, time.monotonic() - start, recap)
 
     def port(self, host: str, container_port: int) -> int:

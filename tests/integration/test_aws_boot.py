@@ -160,9 +160,15 @@ def boot_vars() -> dict:
     for key in ("local_fleet_images", "platform_spa_source", "platform_spa_root"):
         local.pop(key, None)
     host = yaml.safe_load((REPO_ROOT / "inventories/local/group_vars/local.yml").read_text())
+    # The app at the version its colour group records; no data host in this test (the API then
+    # reports Redis unavailable and stays healthy).
+    apps = [
+        {**app, "version": "{{ webstack_app_version }}", "env": {"LOG_DIR": "/tmp"}, "volumes": []}
+        for app in local["webstack_apps"]
+    ]
     return {
         **local,
-        "bluegreen_version": "{{ webstack_app_version }}",
+        "webstack_apps": apps,
         # a container shares the machine's kernel
         "base_sysctl_apply": False,
         "base_admin_users": host["base_admin_users"],  # the local fleet's fake user, not prod's secrets

@@ -1,7 +1,7 @@
 """What operators do on a converged local fleet: logs arrive at the collector, a release and a
 rollback of the app under the collection's playbooks, a backup and a proven restore.
 
-The tests share one fleet (``conftest.fleet``) and run in file order: the release before the
+The tests share one fleet (``conftest.fleet``), after test_site.py, in file order: the release before the
 rollback. Each prints the figures an operator would ask for.
 """
 
@@ -117,3 +117,9 @@ def test_backup_then_restore_to_scratch_is_proven(fleet, job):
     print(f"restore.yml {job} (scratch, verified against the manifest): {run.seconds:.0f}s")
     assert run.rc == 0, run.output[-6000:]
     assert "verified" in run.output
+
+
+def test_no_secret_was_printed_by_any_run_at_vvv(fleet):
+    """Every playbook above (site.yml included) ran at -vvv: none printed a secret of the inventory."""
+    assert fleet.secrets, "the local inventory holds no secret values: the check would prove nothing"
+    assert fleet.printed == {}, {run: sorted(found) for run, found in fleet.printed.items()}
