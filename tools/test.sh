@@ -250,8 +250,9 @@ for w in "${what[@]}"; do
       add lint check - lint
       add sanity check - sanity
       add pytest check ~app-images pytests
-      for s in "${SCENARIOS[@]}"; do add_scenario "$s"; done
+      # The longest stage: first to take a free slot once the images are built.
       add e2e heavy app-images e2e_tests
+      for s in "${SCENARIOS[@]}"; do add_scenario "$s"; done
       ;;
     lint) add lint check - lint ;;
     sanity) add sanity check - sanity ;;
