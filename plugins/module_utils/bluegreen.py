@@ -22,6 +22,12 @@ from collections.abc import Mapping
 from typing import Any
 
 COLOURS = ("blue", "green")
+# Where a host keeps its release records and nginx's live-colour files: the options of every module
+# that reads them (documented once in plugins/doc_fragments/bluegreen.py).
+HOST_PATHS_SPEC = {
+    "state_dir": {"type": "path", "default": "/var/lib/webstack/releases"},
+    "live_dir": {"type": "path", "default": "/etc/nginx/webstack/live"},
+}
 APP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 VERSION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 # The settings of a colour's container that a change of forces a new release.

@@ -30,14 +30,6 @@ options:
     description: JSON field of the health answer that names the colour ('' - not checked).
     type: str
     default: color
-  state_dir:
-    description: Directory of the release records.
-    type: path
-    default: /var/lib/webstack/releases
-  live_dir:
-    description: Directory of nginx's live-colour files.
-    type: path
-    default: /etc/nginx/webstack/live
   keep_previous_seconds:
     description: How long the colour rolled back from keeps running (recorded as C(previous_stops_at)).
     type: int
@@ -62,6 +54,8 @@ attributes:
       indicates no change.
     support: full
     details: An app whose last event is a rollback is left alone.
+extends_documentation_fragment:
+  - webstack.deploy.bluegreen
 author:
   - webstack.deploy maintainers (@webstack)
 """
@@ -89,6 +83,7 @@ from datetime import UTC, datetime, timedelta
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.webstack.deploy.plugins.module_utils.bluegreen import (
+    HOST_PATHS_SPEC,
     judge_answer,
     next_record,
     write_atomically,
@@ -107,8 +102,7 @@ def main() -> None:
             "apps": {"type": "list", "elements": "dict", "required": True},
             "health_version_field": {"type": "str", "default": "version"},
             "health_colour_field": {"type": "str", "default": "color"},
-            "state_dir": {"type": "path", "default": "/var/lib/webstack/releases"},
-            "live_dir": {"type": "path", "default": "/etc/nginx/webstack/live"},
+            **HOST_PATHS_SPEC,
             "keep_previous_seconds": {"type": "int", "default": 900},
             "history_size": {"type": "int", "default": 10},
             "by": {"type": "str", "default": ""},

@@ -20,14 +20,6 @@ options:
     type: list
     elements: str
     required: true
-  state_dir:
-    description: Directory of the release records.
-    type: path
-    default: /var/lib/webstack/releases
-  live_dir:
-    description: Directory of nginx's live-colour files.
-    type: path
-    default: /etc/nginx/webstack/live
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -39,6 +31,8 @@ attributes:
     description: When run twice in a row outside check mode, with the same arguments, the second invocation
       indicates no change.
     support: full
+extends_documentation_fragment:
+  - webstack.deploy.bluegreen
 author:
   - webstack.deploy maintainers (@webstack)
 """
@@ -64,7 +58,7 @@ import shutil
 import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.webstack.deploy.plugins.module_utils.bluegreen import COLOURS, read_live
+from ansible_collections.webstack.deploy.plugins.module_utils.bluegreen import COLOURS, HOST_PATHS_SPEC, read_live
 
 ABSENT = {"exists": False, "running": False, "image": None, "version": None, "digest": None}
 
@@ -96,8 +90,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "apps": {"type": "list", "elements": "str", "required": True},
-            "state_dir": {"type": "path", "default": "/var/lib/webstack/releases"},
-            "live_dir": {"type": "path", "default": "/etc/nginx/webstack/live"},
+            **HOST_PATHS_SPEC,
         },
         supports_check_mode=True,
     )
