@@ -1,7 +1,12 @@
 # Copyright: webstack.deploy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters of in-host blue/green releases: the upstream names nginx and the switch share, an app list with
-every default filled in, the release plan of a run, and the release record."""
+every default filled in, the release plan of a run, the release record, and a colour's environment (its env
+file, and error text without its values).
+
+The app list that ``bluegreen_apps`` returns carries the names of an app's environment, not its values: it
+is kept in facts, which Ansible prints at -v. The values only pass through ``bluegreen_env``, in tasks that
+print nothing (no_log)."""
 
 from __future__ import annotations
 
@@ -72,6 +77,7 @@ def bluegreen_apps(apps: list[Mapping[str, Any]], defaults: Mapping[str, Any] | 
         full["verify_path"] = full["verify_path"] or full["health_path"]
         full["verify_host"] = full["verify_host"] or ""
         full["env"] = dict(full["env"] or {})
+        errors.extend(f"{where}: {error}" for error in bg.env_errors(full["env"]))
         full["networks"] = list(full["networks"] or [])
         full["volumes"] = list(full["volumes"] or [])
         full["labels"] = dict(full["labels"] or {})
@@ -99,7 +105,32 @@ def bluegreen_apps(apps: list[Mapping[str, Any]], defaults: Mapping[str, Any] | 
                 "labels": full["labels"],
             }
         )
+        # The values stay out of the list (facts are printed): only the names remain.
+        full["env_names"] = sorted(str(k) for k in full.pop("env"))
     return out
+
+
+def bluegreen_env(apps: list[Mapping[str, Any]], name: str, extra: Mapping[str, Any] | None = None) -> dict:
+    """The environment of a colour of app ``name`` of ``apps`` (the platform's list, as given), with ``extra``
+    (the colour and port variables; an empty name is left out). Use it only where nothing is printed."""
+    found = [a for a in apps or [] if isinstance(a, Mapping) and a.get("name") == name]
+    if not found:
+        raise AnsibleFilterError(f"bluegreen_env: no app named {name!r}")
+    try:
+        return bg.container_env(found[0].get("env") or {}, {k: v for k, v in (extra or {}).items() if k})
+    except ValueError as err:
+        raise AnsibleFilterError(f"bluegreen_env: app {name}: {err}") from err
+
+
+def bluegreen_env_file(env: Mapping[str, Any]) -> str:
+    try:
+        return bg.env_file_text(env)
+    except ValueError as err:
+        raise AnsibleFilterError(f"bluegreen_env_file: {err}") from err
+
+
+def bluegreen_redact(text: Any, env: Mapping[str, Any] | None) -> str:
+    return bg.redact(text, env)
 
 
 def bluegreen_plan(
@@ -143,4 +174,7 @@ class FilterModule:
             "bluegreen_apps": bluegreen_apps,
             "bluegreen_plan": bluegreen_plan,
             "release_record": release_record,
+            "bluegreen_env": bluegreen_env,
+            "bluegreen_env_file": bluegreen_env_file,
+            "bluegreen_redact": bluegreen_redact,
         }

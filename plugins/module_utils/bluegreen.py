@@ -8,7 +8,9 @@
   over the inventory's version once a release happened, so a converge never moves the live version;
 * the release record written after a release or a rollback (``next_record``);
 * what an app's health answer must say (``judge_answer``) and where the live colour is kept for nginx
-  (``read_live``/``write_live``).
+  (``read_live``/``write_live``);
+* a colour's environment as the root-only env file its container reads (``container_env``,
+  ``env_file_text``), and error text with the environment's values taken out (``redact``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ HOST_PATHS_SPEC = {
 }
 APP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 VERSION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# Docker reads an env file line by line as NAME=VALUE and strips each line: a name holds no '=', no space
+# and does not start with '#'; a value holds no line break and no leading or trailing space.
+ENV_NAME = re.compile(r"^[^#=\s][^=\s]*$")
+# Environment values shorter than this are not taken out of error text (they would mangle it, and say
+# nothing on their own: a port, a colour).
+REDACT_MIN_LENGTH = 4
+REDACTED = "********"
 # The settings of a colour's container that a change of forces a new release.
 CONFIG_KEYS = ("image", "port", "env", "networks", "volumes", "labels")
 
@@ -238,3 +247,47 @@ def write_atomically(path: str, content: str, mode: int = 0o644) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def env_errors(env: Mapping[str, Any] | None) -> list[str]:
+    """Why ``env`` cannot go into an env file, naming the variables (never their values)."""
+    errors = []
+    for name, value in (env or {}).items():
+        text = str(value)
+        if not ENV_NAME.match(str(name)):
+            errors.append(f"env name {str(name)!r} must have no '=', no space and not start with '#'")
+        elif "\n" in text or "\r" in text or "\0" in text:
+            errors.append(f"env {name}: its value holds a line break or NUL, which an env file cannot carry")
+        elif text != text.strip():
+            errors.append(f"env {name}: its value starts or ends with a space, which an env file would lose")
+    return errors
+
+
+def container_env(env: Mapping[str, Any] | None, extra: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The environment of a colour's container: the app's ``env`` as text, then ``extra`` (colour, port)."""
+    merged = {str(k): str(v) for k, v in (env or {}).items()}
+    merged.update({str(k): str(v) for k, v in (extra or {}).items()})
+    errors = env_errors(merged)
+    if errors:
+        raise ValueError("; ".join(errors))
+    return merged
+
+
+def env_file_text(env: Mapping[str, str]) -> str:
+    """``env`` as the env file Docker reads (NAME=VALUE lines, sorted)."""
+    errors = env_errors(env)
+    if errors:
+        raise ValueError("; ".join(errors))
+    lines = [f"{name}={value}" for name, value in sorted((str(k), str(v)) for k, v in env.items())]
+    return "# Environment of a blue/green colour (webstack.deploy.bluegreen): root only.\n" + "".join(
+        line + "\n" for line in lines
+    )
+
+
+def redact(text: Any, env: Mapping[str, Any] | None) -> str:
+    """``text`` with every value of ``env`` (of REDACT_MIN_LENGTH characters or more) replaced by REDACTED."""
+    out = str(text)
+    values = {str(v) for v in (env or {}).values() if len(str(v)) >= REDACT_MIN_LENGTH}
+    for value in sorted(values, key=len, reverse=True):
+        out = out.replace(value, REDACTED)
+    return out

@@ -97,6 +97,19 @@ def _needs_inventory():
         pytest.skip("run through molecule (molecule verify -s bluegreen)")
 
 
+def test_the_env_reaches_each_colour_from_a_root_only_file(host):
+    """The apps' env is never a task argument: each colour reads it from <env dir>/<app>-<colour>.env."""
+    directory = host.file("/etc/webstack/bluegreen")
+    assert (directory.mode, directory.user) == (0o700, "root")
+    for app in (APP, OTHER):
+        env_file = host.file(f"/etc/webstack/bluegreen/{app}-blue.env")
+        assert (env_file.mode, env_file.user) == (0o600, "root")
+        assert f"API_TOKEN=molecule-fake-api-token-{app.split('-')[0]}" in env_file.content_string.splitlines()
+        env = host.check_output(f"docker exec {app}-blue env").splitlines()
+        assert f"API_TOKEN=molecule-fake-api-token-{app.split('-')[0]}" in env
+        assert {"COLOR=blue", "PORT=5000", "LOG_DIR=/tmp"} <= set(env)
+
+
 def test_converge_released_v1_of_both_apps_on_blue(host):
     for app in (APP, OTHER):
         record = state(host, app)
@@ -170,8 +183,12 @@ def test_a_converge_after_a_release_changes_nothing(host):
 
 def test_the_other_app_is_released_on_its_own(host):
     sample_before = state(host)
-    rc, output = run(deploy(OTHER, "v2"))
+    rc, output = run([*deploy(OTHER, "v2"), "-vvv"])
     assert rc == 0, output[-3000:]
+    # At -vvv, a release prints no value of the app's env (molecule.yml: API_TOKEN stands for a secret).
+    assert "molecule-fake-api-token" not in output
+    started = f"Start the container (output hidden, it lists the environment) | {OTHER}-green"
+    assert "module_args" in output and started in output, "not a -vvv run that started a colour: nothing checked"
     record = state(host, OTHER)
     assert (record["version"], record["colour"]) == ("v2", "green")
     assert through_nginx("/orders/health")[1] == {"status": "ok", "version": "v2", "color": "green", "redis": "ok"}
