@@ -2,15 +2,18 @@
 """Count the requests a blue/green release or rollback drops.
 
 Keep-alive HTTPS load (GETs and POSTs) through nginx while a command runs -
-a release, a rollback, or for comparison a plain `docker compose up -d`
-recreate of the same service - and print requests sent, failed (non-2xx or
-connection error), p50/p99 latency and, when a version is expected, the time
-from the command's start until every response comes from that version.
+a release, a rollback, a restart of the Docker daemon, or for comparison a
+plain `docker compose up -d` recreate of the same service - and print
+requests sent, failed (non-2xx or connection error), p50/p99 latency and,
+when a version is expected, the time from the command's start until every
+response comes from that version.
 
   zero_downtime.py load --url https://127.0.0.1:27443 --host sample.webstack.test \\
       --expect-version v2 -- ansible-playbook playbooks/deploy.yml -e app=sample-api -e version=v2
   zero_downtime.py suite            # release, rollback and compose baseline on the
                                     # molecule bluegreen instance (see bench/README.md)
+  zero_downtime.py restart --no-retry --restarts 3
+                                    # `systemctl restart docker` on that instance, 3 times
 
 Bounded: at most --max-requests requests and --max-seconds seconds per run.
 Standard library only.
@@ -65,6 +68,13 @@ class Result:
     def failed(self) -> list[Sample]:
         return [s for s in self.samples if s.status is None or not 200 <= s.status < 300]
 
+    def failed_window(self) -> float:
+        """Seconds from the start of the first failed request to the end of the last (0 without failures)."""
+        failed = self.failed()
+        if not failed:
+            return 0.0
+        return round(max(s.started + s.latency for s in failed) - min(s.started for s in failed), 2)
+
     def summary(self, expect_version: str | None) -> dict:
         latencies = sorted(s.latency for s in self.samples if s.status is not None)
         failed = self.failed()
@@ -72,6 +82,7 @@ class Result:
             "sent": len(self.samples),
             "failed": len(failed),
             "failed_by_kind": _count(f"{s.status}" if s.status is not None else s.error or "error" for s in failed),
+            "failed_window_s": self.failed_window(),
             "keepalive_retries": sum(1 for s in self.samples if s.retried),
             "connections_opened": self.connections,
             "p50_ms": round(_percentile(latencies, 50) * 1000, 1) if latencies else None,
@@ -403,6 +414,50 @@ def suite(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def restart_command(container: str, restarts: int = 1, gap: float = 5.0) -> list[str]:
+    """`systemctl restart docker` in a Docker host container, `restarts` times, `gap` seconds apart."""
+    script = f"for i in $(seq 1 {int(restarts)}); do systemctl restart docker; sleep {float(gap)}; done"
+    return ["docker", "exec", container, "bash", "-euc", script]
+
+
+def engine_settings(container: str) -> str:
+    """live-restore and userland-proxy as daemon.json on the host sets them (Docker's defaults otherwise)."""
+    config = json.loads(on_host(container, "cat /etc/docker/daemon.json 2>/dev/null || echo '{}'") or "{}")
+    proxies = on_host(container, "pgrep -c -x docker-proxy || true").strip() or "0"
+    return (
+        f"live-restore {str(config.get('live-restore', False)).lower()}, "
+        f"userland-proxy {str(config.get('userland-proxy', True)).lower()} ({proxies} docker-proxy processes)"
+    )
+
+
+def restart(args: argparse.Namespace) -> int:
+    """The Docker daemon of the molecule instance restarted under load: what nginx's clients see."""
+    container = args.container or f"{os.environ.get('WEBSTACK_RUN_ID') or 'molecule'}-{args.scenario}-dockerhost"
+    settings = engine_settings(container)
+    load = Load(
+        args.url,
+        args.host,
+        args.concurrency,
+        args.max_requests,
+        args.max_seconds,
+        args.pause,
+        retry_stale=not args.no_retry,
+    )
+    result = load.during(restart_command(container, args.restarts, args.gap), warmup=args.warmup, settle=args.settle)
+    summary = result.summary(None)
+    print_report(f"systemctl restart docker x{args.restarts} on {container} ({settings})", summary)
+    strict = "strict: no client retry" if args.no_retry else "a request on a closed keep-alive connection sent again"
+    print(
+        f"\nDAEMON RESTART: {summary['failed']} of {summary['sent']} requests failed ({strict}; "
+        f"failures over {summary['failed_window_s']} s; load average {os.getloadavg()[0]:.1f})"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps({"settings": settings, **summary}, indent=2) + "\n")
+    if result.action_rc != 0:
+        print(result.action_output[-3000:], file=sys.stderr)
+    return 0 if summary["failed"] == 0 and result.action_rc == 0 else 1
+
+
 def load_command(args: argparse.Namespace) -> int:
     if not args.command:
         sys.exit("give the command to run under load after --")
@@ -453,6 +508,15 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--app", default="sample-api")
     s.add_argument("--versions", default="v1,v2", help="two good versions to go between")
 
+    r = sub.add_parser("restart", help="restart the Docker daemon of the molecule bluegreen instance under load")
+    common(r)
+    r.add_argument("--scenario", default="bluegreen")
+    r.add_argument("--container", help="Docker host container (default <run id>-<scenario>-dockerhost)")
+    r.add_argument("--restarts", type=int, default=1, help="restarts in a row")
+    r.add_argument("--gap", type=float, default=5.0, help="seconds between restarts (and after the last)")
+    r.add_argument("--warmup", type=float, default=2.0)
+    r.add_argument("--settle", type=float, default=3.0)
+
     load = sub.add_parser("load", help="run one command under load")
     common(load)
     load.add_argument("--expect-version", help="version every answer should come from once the command ran")
@@ -463,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.mode == "load" and args.command and args.command[0] == "--":
         args.command = args.command[1:]
-    return suite(args) if args.mode == "suite" else load_command(args)
+    return {"suite": suite, "restart": restart, "load": load_command}[args.mode](args)
 
 
 if __name__ == "__main__":

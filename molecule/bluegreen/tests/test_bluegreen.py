@@ -2,8 +2,10 @@
 
 The tests run in file order (each takes `host`, so testinfra keeps that
 order) and build on each other, as an operator would: converge released v1 of
-both apps; sample-api v2 goes out under strict load (a request on a closed
-keep-alive connection counts as failed) while orders keeps v1; releasing v2
+both apps, each colour reading its env from a root-only file; dockerd restarts
+twice under strict load and no request fails; sample-api v2 goes out under
+strict load (a request on a closed keep-alive connection counts as failed)
+while orders keeps v1; releasing v2
 again, and a converge, change nothing; orders v2 goes out on its own; a
 rollback of sample-api under strict load goes back to the warm v1 in seconds
 while orders keeps v2; a second rollback changes nothing; a rollback that
@@ -122,6 +124,28 @@ def test_converge_released_v1_of_both_apps_on_blue(host):
     # The colours are published on the loopback only: nginx is the way in.
     assert host.check_output(f"docker port {APP}-blue").strip() == "5000/tcp -> 127.0.0.1:5001"
     assert host.check_output(f"docker port {OTHER}-blue").strip() == "5000/tcp -> 127.0.0.1:5011"
+
+
+def test_a_docker_daemon_restart_under_strict_load_fails_no_request(host):
+    """dockerd restarts (an engine upgrade does the same) while nginx's clients keep asking: live-restore keeps the
+    colours running and, without the userland proxy, the kernel's NAT rules keep carrying nginx's requests to them."""
+    container = f"{os.environ.get('WEBSTACK_RUN_ID') or 'molecule'}-bluegreen-dockerhost"
+    assert host.run("pgrep -x docker-proxy").rc == 1, "docker-proxy carries the colours' ports"
+    started = {
+        app: host.check_output(f"docker inspect -f '{{{{.State.StartedAt}}}}' {app}-blue") for app in (APP, OTHER)
+    }
+    pid_before = host.check_output("systemctl show -p MainPID --value docker")
+    load = {**LOAD, "max_requests": 20000, "max_seconds": 120}
+    result = zero_downtime.Load(**load).during(zero_downtime.restart_command(container, restarts=2, gap=4.0))
+    summary = report("systemctl restart docker, twice (strict: no client retry)", result, None)
+    assert result.action_rc == 0, result.action_output[-3000:]
+    assert host.check_output("systemctl show -p MainPID --value docker") != pid_before, "dockerd did not restart"
+    assert summary["sent"] >= 100, summary
+    assert summary["failed"] == 0, summary
+    # The colours were not restarted: live-restore kept them.
+    assert {
+        app: host.check_output(f"docker inspect -f '{{{{.State.StartedAt}}}}' {app}-blue") for app in (APP, OTHER)
+    } == (started)
 
 
 def test_release_of_one_app_under_strict_load_fails_no_request(host):

@@ -1,6 +1,7 @@
 """What an operator sees on a Docker host after docker_host and compose_stack."""
 
 import json
+import re
 import shlex
 import time
 
@@ -49,6 +50,75 @@ def test_live_restore_keeps_containers_across_a_docker_restart(host):
     after = host.check_output("docker inspect -f '{{.State.StartedAt}} {{.State.Pid}}' demo-api-1")
     assert after == before, "the container was restarted with dockerd"
     assert http(host, "http://127.0.0.1:8080/health")[0] == 200
+
+
+# Requests to a port published on 127.0.0.1 while dockerd restarts: a new connection per request and one
+# keep-alive connection in turn, strict (no retry), at most 3000 requests or 40 s.
+RESTART_LOAD = r"""
+import http.client, json, subprocess, sys, threading, time
+url_port = int(sys.argv[1])
+done = threading.Event()
+def restart():
+    time.sleep(1.5)
+    subprocess.run(["systemctl", "restart", "docker"], check=True)
+    time.sleep(2.0)
+    done.set()
+threading.Thread(target=restart, daemon=True).start()
+sent, failed, kinds, keep = 0, 0, {}, None
+start = time.monotonic()
+while not done.is_set() and sent < 3000 and time.monotonic() - start < 40:
+    fresh = sent % 2 == 0
+    try:
+        if fresh or keep is None:
+            conn = http.client.HTTPConnection("127.0.0.1", url_port, timeout=5)
+        else:
+            conn = keep
+        conn.request("GET", "/health")
+        response = conn.getresponse()
+        response.read()
+        ok = response.status == 200
+        kind = str(response.status)
+        if fresh:
+            conn.close()
+        else:
+            keep = conn
+    except (OSError, http.client.HTTPException) as err:
+        ok, kind, keep = False, type(err).__name__, None
+    sent += 1
+    if not ok:
+        failed += 1
+        kinds[kind] = kinds.get(kind, 0) + 1
+    time.sleep(0.01)
+print(json.dumps({"sent": sent, "failed": failed, "kinds": kinds, "restarted": done.is_set()}))
+"""
+
+
+def test_no_userland_proxy_carries_published_ports(host):
+    assert json.loads(host.file("/etc/docker/daemon.json").content_string)["userland-proxy"] is False
+    assert host.run("pgrep -x docker-proxy").rc == 1, "a docker-proxy process runs"
+    # Docker DNATs 127.0.0.1:8080 itself and lets the bridges route the loopback address.
+    assert "--dport 8080 -j DNAT" in host.check_output("iptables -t nat -S DOCKER")
+    assert http(host, "http://127.0.0.1:8080/health")[0] == 200
+
+
+def test_a_docker_restart_fails_no_request_to_a_published_port(host):
+    counts = json.loads(host.check_output(shlex.join(["python3", "-c", RESTART_LOAD, "8080"])))
+    print(f"\ndockerd restart, requests to 127.0.0.1:8080 from the host: {counts}")
+    assert counts["restarted"], counts
+    assert counts["sent"] >= 50, counts
+    assert counts["failed"] == 0, counts
+
+
+def test_the_engine_is_held_back_from_unattended_upgrades_and_needrestart(host):
+    dump = host.check_output("apt-config dump Unattended-Upgrade::Package-Blacklist")
+    entries = re.findall(r'^Unattended-Upgrade::Package-Blacklist:: "(.*)";$', dump, re.M)
+    # unattended-upgrades matches each entry as a Python regular expression from the name's start.
+    assert [e for e in entries if re.match(e, "docker.io")] == ["docker\\.io$"], dump
+    assert not any(re.match(e, "docker.iox") or re.match(e, "containerd") for e in entries)
+    needrestart = host.file("/etc/needrestart/conf.d/60webstack-docker.conf")
+    assert needrestart.mode == 0o644
+    assert "$nrconf{override_rc}{qr(^docker\\.service$)} = 0;" in needrestart.content_string
+    assert host.run(f"perl -c {needrestart.path}").rc == 0
 
 
 def test_ecr_login_lets_the_host_pull_from_the_registry(host):
