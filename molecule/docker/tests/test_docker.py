@@ -52,44 +52,52 @@ def test_live_restore_keeps_containers_across_a_docker_restart(host):
     assert http(host, "http://127.0.0.1:8080/health")[0] == 200
 
 
-# Requests to a port published on 127.0.0.1 while dockerd restarts: a new connection per request and one
-# keep-alive connection in turn, strict (no retry), at most 3000 requests or 40 s.
+# Requests to a port published on 127.0.0.1 while dockerd restarts, strict (no retry), for at most 40 s:
+# one client on a keep-alive connection (as nginx reaches its upstreams, keepalive in the upstream block)
+# and one opening a new connection per request. Prints the counts of each, as JSON.
 RESTART_LOAD = r"""
 import http.client, json, subprocess, sys, threading, time
-url_port = int(sys.argv[1])
+port = int(sys.argv[1])
 done = threading.Event()
-def restart():
-    time.sleep(1.5)
-    subprocess.run(["systemctl", "restart", "docker"], check=True)
-    time.sleep(2.0)
-    done.set()
-threading.Thread(target=restart, daemon=True).start()
-sent, failed, kinds, keep = 0, 0, {}, None
-start = time.monotonic()
-while not done.is_set() and sent < 3000 and time.monotonic() - start < 40:
-    fresh = sent % 2 == 0
-    try:
-        if fresh or keep is None:
-            conn = http.client.HTTPConnection("127.0.0.1", url_port, timeout=5)
-        else:
-            conn = keep
-        conn.request("GET", "/health")
-        response = conn.getresponse()
-        response.read()
-        ok = response.status == 200
-        kind = str(response.status)
-        if fresh:
+counts = {}
+def client(kind):
+    sent, failed, errors, conn, first, last = 0, 0, {}, None, None, None
+    start = time.monotonic()
+    while not done.is_set() and time.monotonic() - start < 40:
+        begin = time.monotonic()
+        try:
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/health")
+            response = conn.getresponse()
+            response.read()
+            ok, error = response.status == 200, str(response.status)
+        except (OSError, http.client.HTTPException) as err:
+            ok, error = False, type(err).__name__
             conn.close()
-        else:
-            keep = conn
-    except (OSError, http.client.HTTPException) as err:
-        ok, kind, keep = False, type(err).__name__, None
-    sent += 1
-    if not ok:
-        failed += 1
-        kinds[kind] = kinds.get(kind, 0) + 1
-    time.sleep(0.01)
-print(json.dumps({"sent": sent, "failed": failed, "kinds": kinds, "restarted": done.is_set()}))
+            conn = None
+        if kind == "new" and conn is not None:
+            conn.close()
+            conn = None
+        sent += 1
+        if not ok:
+            failed += 1
+            errors[error] = errors.get(error, 0) + 1
+            first = begin if first is None else first
+            last = time.monotonic()
+        time.sleep(0.005)
+    counts[kind] = {"sent": sent, "failed": failed, "errors": errors,
+                    "failed_window_s": round(last - first, 2) if failed else 0}
+threads = [threading.Thread(target=client, args=(kind,)) for kind in ("keepalive", "new")]
+for thread in threads:
+    thread.start()
+time.sleep(1.5)
+subprocess.run(["systemctl", "restart", "docker"], check=True)
+time.sleep(2.0)
+done.set()
+for thread in threads:
+    thread.join()
+print(json.dumps(counts))
 """
 
 
@@ -101,12 +109,19 @@ def test_no_userland_proxy_carries_published_ports(host):
     assert http(host, "http://127.0.0.1:8080/health")[0] == 200
 
 
-def test_a_docker_restart_fails_no_request_to_a_published_port(host):
+def test_a_docker_restart_fails_no_request_on_a_kept_connection(host):
+    """Without docker-proxy, an established connection to a published port survives a dockerd restart (the
+    container keeps running, live-restore; the kernel keeps the connection's NAT). dockerd re-creates its NAT
+    rules as it starts: a new connection in that instant is refused (printed, checked to be brief)."""
+    before = host.check_output("systemctl show -p MainPID --value docker")
     counts = json.loads(host.check_output(shlex.join(["python3", "-c", RESTART_LOAD, "8080"])))
     print(f"\ndockerd restart, requests to 127.0.0.1:8080 from the host: {counts}")
-    assert counts["restarted"], counts
-    assert counts["sent"] >= 50, counts
-    assert counts["failed"] == 0, counts
+    assert host.check_output("systemctl show -p MainPID --value docker") != before, "dockerd did not restart"
+    kept, new = counts["keepalive"], counts["new"]
+    assert kept["sent"] >= 50 and new["sent"] >= 50, counts
+    assert kept["failed"] == 0, counts
+    assert set(new["errors"]) <= {"ConnectionRefusedError"}, counts
+    assert new["failed_window_s"] < 3, counts
 
 
 def test_the_engine_is_held_back_from_unattended_upgrades_and_needrestart(host):
