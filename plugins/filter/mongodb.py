@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.webstack.deploy.plugins.module_utils.user_entries import user_entries
 
-NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 DATABASE = re.compile(r'^[^/\\. "$*<>:|?]{1,63}$')
 COLLECTION = re.compile(r"^(?!system\.)[^$\x00]{1,120}$")
 INDEX_DIRECTIONS = (1, -1, "text", "2dsphere", "2d", "hashed")
@@ -111,20 +111,9 @@ def mongodb_users(users: Any, default_database: str, variable: str = "mongodb_us
     """
     errors: list[str] = []
     result: list[dict[str, Any]] = []
-    if not isinstance(users, list):
-        return {"users": [], "errors": [f"{variable}: expected a list of users, found {type(users).__name__}."]}
     seen: set[tuple[str, str]] = set()
-    for index, user in enumerate(users):
-        if not isinstance(user, Mapping):
-            errors.append(f"{variable}[{index}]: expected a mapping with name, password, database and roles.")
-            continue
-        name = str(user.get("name", ""))
-        where = f"{variable} entry '{name or index}'"
-        unknown = sorted(set(user) - USER_KEYS)
-        if unknown:
-            errors.append(f"{where}: unknown key(s) {', '.join(unknown)}; expected {', '.join(sorted(USER_KEYS))}.")
-        if not NAME.match(name):
-            errors.append(f"{where}: name: expected letters, digits, '_', '.', '@' or '-', found '{name}'.")
+    for checked in user_entries(users, variable, USER_KEYS, "name, password, database and roles", errors):
+        user, name, where = checked.user, checked.name, checked.where
         state = user.get("state", "present")
         if state not in ("present", "absent"):
             errors.append(f"{where}: state: expected present or absent, found '{state}'.")
