@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,8 @@ SECRETS = (
     "molecule-fake-api-password",
     "molecule-fake-reports-password",
 )
+# Facts of this verify run only (an earlier run's host had another address).
+FACTS = tempfile.mkdtemp(prefix="verify-facts-", dir=EPHEMERAL)
 OWNED = ("/etc/mongod.conf", "/etc/mongodb/keyfile", "/etc/systemd/system/mongod.service.d/limits.conf")
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -50,7 +53,7 @@ def converge(*args: str, skip_server: bool = True, extra: dict | None = None) ->
         # Facts gathered once for all of these runs.
         ANSIBLE_GATHERING="smart",
         ANSIBLE_CACHE_PLUGIN="ansible.builtin.jsonfile",
-        ANSIBLE_CACHE_PLUGIN_CONNECTION=str(EPHEMERAL / "verify-facts"),
+        ANSIBLE_CACHE_PLUGIN_CONNECTION=FACTS,
     )
     env.pop("ANSIBLE_SKIP_TAGS", None)
     if skip_server:
