@@ -30,7 +30,7 @@ export ANSIBLE_FORCE_COLOR=false PY_COLORS=0 ANSIBLE_NOCOLOR=1 NO_COLOR=1
 
 # The scenarios `make test` runs, longest first (the pool starts them in this
 # order, which keeps the suite's wall time short). Add a scenario here.
-SCENARIOS=(nginx bluegreen backup logs firewall base redis docker)
+SCENARIOS=(nginx bluegreen backup logs mongodb firewall base redis docker)
 # Scenarios whose host container runs its own dockerd and loads the sample
 # app's images: memory- and CPU-hungry, and they need tools/app-images.sh.
 HEAVY=(docker bluegreen)
