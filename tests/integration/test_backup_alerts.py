@@ -25,6 +25,9 @@ import pytest
 PROGRAM = Path(__file__).resolve().parents[2] / "roles" / "backup" / "files" / "webstack-backup.py"
 FAKE_SECRETS = {
     "RESTIC_PASSWORD": "integration-fake-restic-password",
+    # As the role writes them when backup_s3_access_key_id is set; moto takes any.
+    "AWS_ACCESS_KEY_ID": "integration-fake-access-key",
+    "AWS_SECRET_ACCESS_KEY": "integration-fake-secret-key",
     "WEBSTACK_BACKUP_PASSWORD_DOCS": "integration-fake-mongo-password",
 }
 STAND_IN = """#!/bin/sh
@@ -81,9 +84,8 @@ def run_job(
     }
     (tmp_path / "config.json").write_text(json.dumps(config))
     (tmp_path / "restic.env").write_text("".join(f'{k}="{v}"\n' for k, v in FAKE_SECRETS.items()))
-    # The fake AWS credentials of the moto fixture; the host's own PATH replaced by the test's.
-    env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
-    env.update(PATH=path, HOME=str(tmp_path), WEBSTACK_BACKUP_CONFIG=str(tmp_path / "config.json"), **extra_env)
+    # Run by hand (as playbooks/backup.yml runs it), not by its unit: the credentials are only in the env file.
+    env = dict(PATH=path, HOME=str(tmp_path), WEBSTACK_BACKUP_CONFIG=str(tmp_path / "config.json"), **extra_env)
     proc = subprocess.run(
         [sys.executable, str(PROGRAM), "run", "docs"], env=env, capture_output=True, text=True, timeout=120
     )

@@ -457,10 +457,16 @@ class Backup:
             try:
                 import boto3
 
-                kwargs = {"region_name": alert.get("sns_region") or None}
-                if alert.get("sns_endpoint_url"):
-                    kwargs["endpoint_url"] = alert["sns_endpoint_url"]
-                boto3.client("sns", **kwargs).publish(
+                # The env file's credentials (also when run by hand, outside the unit's EnvironmentFile=);
+                # none there: boto3's own chain (the instance role).
+                session = boto3.session.Session(
+                    aws_access_key_id=self.env.get("AWS_ACCESS_KEY_ID") or None,
+                    aws_secret_access_key=self.env.get("AWS_SECRET_ACCESS_KEY") or None,
+                    aws_session_token=self.env.get("AWS_SESSION_TOKEN") or None,
+                    region_name=alert.get("sns_region") or self.env.get("AWS_DEFAULT_REGION") or None,
+                )
+                kwargs = {"endpoint_url": alert["sns_endpoint_url"]} if alert.get("sns_endpoint_url") else {}
+                session.client("sns", **kwargs).publish(
                     TopicArn=alert["sns_topic_arn"], Subject=f"backup {event}: {job}"[:99], Message=text
                 )
                 done.append("sns")
