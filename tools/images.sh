@@ -8,6 +8,11 @@
 #                              compose v2 plugin; runs its own dockerd
 #   webstack/node:trixie       Debian 13 with Debian's nodejs: the base that
 #                              application images are built FROM
+#   webstack/awsboot:trixie    dockerhost plus what an Auto Scaling instance's
+#                              boot installs (Debian's ansible, boto3) and the
+#                              app host roles' packages: the golden image of
+#                              the boot test (tools/test.sh aws-boot), as an
+#                              AMI baked for fast boots would be
 #
 # An image is rebuilt only when its inputs (this script, suite, package list)
 # change: the hash of the inputs is kept in the image label webstack.inputs.
@@ -21,6 +26,15 @@ HOST_PACKAGES="systemd,systemd-sysv,dbus,python3,python3-apt,sudo,openssh-server
 DOCKER_PACKAGES="docker.io,docker-cli,docker-compose,iptables"
 # Base of the application images (no systemd): the Node.js runtime from Debian.
 NODE_PACKAGES="nodejs,ca-certificates,curl,tini"
+# The golden image of an app instance: the user data's own packages
+# (roles/ec2_autoscaling/templates/user_data.sh.j2) and those the app host
+# roles install (base, docker_host, nginx, log_shipping, firewall defaults).
+# The user data still installs whatever an image lacks.
+AWSBOOT_PACKAGES="ansible,ansible-core,python3-boto3,python3-passlib,curl,\
+apt-transport-https,gnupg,jq,less,logrotate,rsync,vim-tiny,tzdata,systemd-timesyncd,unattended-upgrades,\
+apt-listchanges,auditd,acct,sysstat,debsums,needrestart,libpam-pwquality,libpam-tmpdir,kmod,fail2ban,\
+python3-systemd,chkrootkit,python3-requests,nginx,python3-cryptography,ssl-cert,libnginx-mod-http-js,\
+rsyslog,rsyslog-relp,ufw"
 
 build() {
   local ref="$1" suite="$2" packages="$3"
@@ -56,6 +70,7 @@ build() {
 }
 
 targets=("$@")
+# awsboot only on demand (tools/test.sh aws-boot needs it).
 [ "${#targets[@]}" -eq 0 ] && targets=(bookworm trixie dockerhost node)
 for t in "${targets[@]}"; do
   case "$t" in
@@ -63,6 +78,7 @@ for t in "${targets[@]}"; do
     trixie) build webstack/host:trixie trixie "$HOST_PACKAGES" ;;
     dockerhost) build webstack/dockerhost:trixie trixie "$HOST_PACKAGES,$DOCKER_PACKAGES" ;;
     node) build webstack/node:trixie trixie "$NODE_PACKAGES" ;;
-    *) echo "images.sh: unknown image '$t' (expected bookworm, trixie, dockerhost or node)" >&2; exit 2 ;;
+    awsboot) build webstack/awsboot:trixie trixie "$HOST_PACKAGES,$DOCKER_PACKAGES,$AWSBOOT_PACKAGES" ;;
+    *) echo "images.sh: unknown image '$t' (expected bookworm, trixie, dockerhost, node or awsboot)" >&2; exit 2 ;;
   esac
 done
