@@ -36,10 +36,11 @@ apt-listchanges,auditd,acct,sysstat,debsums,needrestart,libpam-pwquality,libpam-
 python3-systemd,chkrootkit,python3-requests,nginx,python3-cryptography,ssl-cert,libnginx-mod-http-js,\
 rsyslog,rsyslog-relp,ufw"
 
-build() {
+build() { # build <ref> <suite> <packages> [more APT sources, one "deb ..." line each]
   local ref="$1" suite="$2" packages="$3"
+  shift 3
   local inputs
-  inputs=$(printf '%s\n%s\n%s\n%s\n' "$RECIPE" "$suite" "$packages" "$MIRROR" | sha256sum | cut -c1-16)
+  inputs=$(printf '%s\n' "$RECIPE" "$suite" "$packages" "$MIRROR" "$@" | sha256sum | cut -c1-16)
   local have
   have=$(docker image inspect -f '{{ index .Config.Labels "webstack.inputs" }}' "$ref" 2>/dev/null || true)
   if [ "$have" = "$inputs" ]; then
@@ -54,7 +55,7 @@ build() {
   if ! mmdebstrap --variant=apt --include="$packages" --skip=cleanup/apt/lists \
       --customize-hook='rm -f "$1"/etc/machine-id; touch "$1"/etc/machine-id' \
       --customize-hook='chroot "$1" systemctl mask getty@tty1.service console-getty.service systemd-firstboot.service >/dev/null 2>&1 || true' \
-      "$suite" - "$MIRROR" 2>"$log" |
+      "$suite" - "$MIRROR" "$@" 2>"$log" |
     docker import \
       --change 'CMD ["/sbin/init"]' \
       --change 'ENV container=docker' \
@@ -78,7 +79,9 @@ for t in "${targets[@]}"; do
     trixie) build webstack/host:trixie trixie "$HOST_PACKAGES" ;;
     dockerhost) build webstack/dockerhost:trixie trixie "$HOST_PACKAGES,$DOCKER_PACKAGES" ;;
     node) build webstack/node:trixie trixie "$NODE_PACKAGES" ;;
-    awsboot) build webstack/awsboot:trixie trixie "$HOST_PACKAGES,$DOCKER_PACKAGES,$AWSBOOT_PACKAGES" ;;
+    # Like Debian's cloud images, with the security suite among its sources.
+    awsboot) build webstack/awsboot:trixie trixie "$HOST_PACKAGES,$DOCKER_PACKAGES,$AWSBOOT_PACKAGES" \
+      "deb ${WEBSTACK_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security} trixie-security main" ;;
     *) echo "images.sh: unknown image '$t' (expected bookworm, trixie, dockerhost, node or awsboot)" >&2; exit 2 ;;
   esac
 done

@@ -129,6 +129,8 @@ def render_user_data(moto: str, tmp: Path, boot_vars_key: str) -> str:
                         "ec2_autoscaling_boot_vars_key": boot_vars_key,
                         # the agent's package comes from an AWS bucket that no container here reaches
                         "ec2_autoscaling_boot_cloudwatch_agent": False,
+                        # no log collector runs in this test (log shipping needs one to connect to)
+                        "ec2_autoscaling_boot_skip_tags": ["logs"],
                     },
                 },
                 {"name": "Show", "ansible.builtin.debug": {"var": "ec2_autoscaling_user_data"}},
@@ -294,6 +296,28 @@ def instance(aws: Callable, moto: str, gateway: str, tmp_path_factory: pytest.Te
         server.shutdown()
 
 
+def cpu_seconds(container: str) -> float | None:
+    """CPU time the container's processes used so far (its cgroup: v1 cpuacct, v2 cpu.stat), None if unknown.
+
+    On a loaded machine the wall time of a boot mostly measures the other work; its CPU time is what the
+    boot itself costs, about its wall time on an idle machine (Ansible runs one task at a time)."""
+    cid = docker("inspect", "-f", "{{.Id}}", container).stdout.strip()
+    for path in (
+        Path(f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage"),
+        Path(f"/sys/fs/cgroup/cpu,cpuacct/docker/{cid}/cpuacct.usage"),
+    ):
+        if path.is_file():
+            return int(path.read_text()) / 1e9
+    for path in (
+        Path(f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat"),
+        Path(f"/sys/fs/cgroup/docker/{cid}/cpu.stat"),
+    ):
+        if path.is_file():
+            stat = dict(line.split() for line in path.read_text().splitlines())
+            return int(stat["usage_usec"]) / 1e6
+    return None
+
+
 def https_get(ip: str, path: str) -> tuple[int, str]:
     context = ssl.create_default_context()
     context.check_hostname = False
@@ -392,6 +416,7 @@ def booted(instance: dict, moto: str, host_image: str, tmp_path_factory: pytest.
             "seconds_to_serving": (serving - started) if serving else None,
             "seconds_user_data": finished - boot_started,
             "seconds_images": boot_started - started,
+            "cpu_seconds": cpu_seconds(CONTAINER),
         }
         to_serving = result["seconds_to_serving"]
         print(
@@ -399,6 +424,7 @@ def booted(instance: dict, moto: str, host_image: str, tmp_path_factory: pytest.
             f"{'never' if to_serving is None else f'{to_serving:.0f} s'} "
             f"(engine + app image load {result['seconds_images']:.0f} s, "
             f"user data {result['seconds_user_data']:.0f} s); "
+            f"CPU time of the instance {result['cpu_seconds']} s; "
             f"load average before {load_before}, after {os.getloadavg()}; log {log}"
         )
         for line in result["log"].splitlines():
@@ -424,11 +450,14 @@ def test_instance_converges_and_serves_the_version_of_its_colour(booted: dict):
     assert booted["seconds_to_serving"] is not None, booted["log"][-3000:]
     served = json.loads(booted["version_body"])
     assert served["version"] == VERSION
-    # Only the golden image is held to the budget; the load of the machine when it ran is printed above.
-    if HOST_IMAGE == "webstack/awsboot:trixie" and os.getloadavg()[0] < 2:
-        assert booted["seconds_to_serving"] < BUDGET_SECONDS
     if HOST_IMAGE == "webstack/awsboot:trixie":
-        assert "webstack boot: installing" not in booted["log"]  # nothing left to install on the golden image
+        # The golden image is held to the budget: its boot's CPU time always (what it costs, whatever else
+        # runs), its wall time on an idle machine. Both and the load are printed above.
+        assert "webstack boot: installing" not in booted["log"]  # nothing left to install
+        if booted["cpu_seconds"] is not None:
+            assert booted["cpu_seconds"] < BUDGET_SECONDS
+        if os.getloadavg()[0] < 2:
+            assert booted["seconds_to_serving"] < BUDGET_SECONDS
 
 
 def test_base_firewall_and_nginx_are_applied(booted: dict):
