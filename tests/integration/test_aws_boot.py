@@ -168,9 +168,15 @@ def boot_vars() -> dict:
         local.pop(key, None)
     host = yaml.safe_load((REPO_ROOT / "inventories/local/group_vars/local.yml").read_text())
     # The app at the version its colour group records; no data host in this test (the API then
-    # reports Redis unavailable and stays healthy).
+    # reports Redis unavailable and stays healthy), so the release's smoke test asks what needs none.
     apps = [
-        {**app, "version": "{{ webstack_app_version }}", "env": {"LOG_DIR": "/tmp"}, "volumes": []}
+        {
+            **app,
+            "version": "{{ webstack_app_version }}",
+            "env": {"LOG_DIR": "/tmp"},
+            "volumes": [],
+            "smoke_tests": [{"path": "/api/version"}],
+        }
         for app in local["webstack_apps"]
     ]
     return {
