@@ -51,6 +51,7 @@ PORTS = port_range(range(26100, 26200))
 NAME = "webstack-prod"
 BUCKET = f"webstack-prod-artifacts-{ACCOUNT}"
 VERSION = "v2"  # what the blue group's AppVersion tag records
+APP = "sample-api"  # the app the instance runs (the local platform's first)
 IMAGES = [f"webstack/sample-api:{VERSION}"]
 RUN = uuid.uuid4().hex[:6]
 CONTAINER = f"aws-boot-{RUN}"
@@ -162,7 +163,8 @@ def render_user_data(moto: str, tmp: Path, boot_vars_key: str) -> str:
 
 def boot_vars() -> dict:
     """The environment's extra values for this test: the local fleet's app host values (same site, same
-    stack), minus what only the local fleet does (images from this machine, the SPA build)."""
+    stack) for the sample API alone, minus what only the local fleet does (images from this machine, the
+    SPA build)."""
     local = yaml.safe_load((REPO_ROOT / "inventories/local/group_vars/app.yml").read_text())
     for key in ("local_fleet_images", "platform_spa_source", "platform_spa_root"):
         local.pop(key, None)
@@ -178,10 +180,16 @@ def boot_vars() -> dict:
             "smoke_tests": [{"path": "/api/version"}],
         }
         for app in local["webstack_apps"]
+        if app["name"] == APP
+    ]
+    sites = [
+        {**site, "apps": [app for app in site.get("apps", []) if app["name"] == APP]} for site in local["nginx_sites"]
     ]
     return {
         **local,
         "webstack_apps": apps,
+        "nginx_sites": sites,
+        "log_shipping_apps": [app for app in local.get("log_shipping_apps", []) if app["name"] == APP],
         # a container shares the machine's kernel
         "base_sysctl_apply": False,
         "base_admin_users": host["base_admin_users"],  # the local fleet's fake user, not prod's secrets
