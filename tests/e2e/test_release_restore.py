@@ -30,7 +30,6 @@ SITE = "sample.webstack.test"
 APP_HOSTS = ["local-app1", "local-app2"]
 RECORD = f"/var/lib/webstack/release-summaries/{APP}.json"
 TOPIC = "webstack-local-releases"
-STEP_LINE = re.compile(r"^\s*\"(\S+) on (\S+(?:, \S+)*): (.+?) in ([0-9.]+) s - (.*)\",?$", re.M)
 
 # What the tests of this module pass on to each other.
 state: dict = {}
@@ -69,14 +68,22 @@ def confirm() -> str:
     return f"restore_confirm={state['label']}"
 
 
-def steps(output: str) -> list[tuple[str, str, str, float, str]]:
-    return [(m[1], m[2], m[3], float(m[4]), m[5]) for m in STEP_LINE.finditer(output)]
+def history(fleet, host: str) -> list[dict]:
+    """The release and rollback summaries kept on an app host, oldest first."""
+    out = fleet.exec(host, "cat", RECORD.replace(".json", ".log")).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-def show(title: str, run) -> None:
-    print(f"\n{title}: {run.seconds:.1f} s (playbook), load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    for step, host, result, seconds, _ in steps(run.output):
-        print(f"  {step:<16} {host:<24} {seconds:6.1f} s  {result}")
+def done(summary: dict) -> dict[tuple[str, str], str]:
+    return {(s["step"], s["host"]): s["result"] for s in summary["steps"]}
+
+
+def show(title: str, run, summary: dict | None) -> None:
+    """The playbook's time, the machine's load and each step's host and time (from the summary it recorded)."""
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\n{title}: {run.seconds:.1f} s (ansible-playbook), load average {load}")
+    for s in (summary or {}).get("steps", []):
+        print(f"  {s['step']:<16} {s['host']:<24} {float(s['seconds']):6.1f} s  {s['result']}: {s['what']}")
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +124,7 @@ def test_a_failed_migration_stops_the_release_and_the_old_version_serves(fleet, 
     sns()  # drop what earlier runs sent
 
     run = fleet.play("playbooks/deploy.yml", "-e", f"app={APP}", "-e", "version=v3")
-    show("deploy.yml v3 (its migration fails)", run)
+    show("deploy.yml v3 (its migration fails)", run, record(fleet, "local-app1"))
     assert run.rc != 0, run.output[-6000:]
     assert "the migration 'node src/migrate.js' of sample-api v3 failed (exit 1" in run.output, run.output[-6000:]
     assert "No colour was switched: the previous version keeps serving" in run.output
@@ -135,8 +142,9 @@ def test_a_failed_migration_stops_the_release_and_the_old_version_serves(fleet, 
 def test_release_backs_up_migrates_switches_records_and_notifies(fleet, sns):
     target = state["target"]
     run = fleet.play("playbooks/deploy.yml", "-e", f"app={APP}", "-e", f"version={target}")
-    show(f"deploy.yml {target}", run)
     assert run.rc == 0, run.output[-6000:]
+    records = [record(fleet, h) for h in APP_HOSTS]
+    show(f"deploy.yml {target}", run, records[0])
     assert versions(fleet) == dict.fromkeys(APP_HOSTS, target)
 
     migrated = items(fleet)
@@ -144,14 +152,12 @@ def test_release_backs_up_migrates_switches_records_and_notifies(fleet, sns):
     assert all(i["schema"] == 2 and i["slug"] for i in migrated), migrated
     assert "green-gadget" in [i["slug"] for i in migrated]
 
-    done = {(step, host): result for step, host, result, _, _ in steps(run.output)}
-    assert done[("image", "localhost")] == "skipped"
-    assert done[("backup", "local-data1")] == "ok"
-    assert done[("migrate", "local-app1")] == "ok"
-    assert ("migrate", "local-app2") not in done  # once per release
-    assert done[("release", "local-app1")] == done[("release", "local-app2")] == "ok"
-
-    records = [record(fleet, h) for h in APP_HOSTS]
+    steps = done(records[0])
+    assert steps[("image", "localhost")] == "skipped"
+    assert steps[("backup", "local-data1")] == "ok"
+    assert steps[("migrate", "local-app1")] == "ok"
+    assert ("migrate", "local-app2") not in steps  # once per release
+    assert steps[("release", "local-app1")] == steps[("release", "local-app2")] == "ok"
     assert records[0] == records[1]
     rec = records[0]
     assert (rec["app"], rec["version"], rec["result"]) == (APP, target, "released")
@@ -193,19 +199,21 @@ def test_rollback_with_restore_brings_back_the_previous_version_and_its_data(fle
     run = fleet.play(
         "playbooks/rollback.yml", "-e", f"app={APP}", "-e", "restore=true", "-e", f"restore_confirm={state['label']}"
     )
-    show("rollback.yml with restore", run)
     assert run.rc == 0, run.output[-6000:]
+    summary = history(fleet, "local-app1")[-1]
+    show("rollback.yml with restore", run, summary)
+    assert summary["event"] == "rollback"
     assert versions(fleet) == dict.fromkeys(APP_HOSTS, state["previous"])
     assert items(fleet) == state["items"]  # as before the release; the item written after it is gone
     for host in APP_HOSTS:  # maintenance is off again: the API answers
         assert request(fleet, host, "/api/items")[0] == 200
 
-    done = {(step, host): result for step, host, result, _, _ in steps(run.output)}
+    steps = done(summary)
     for host in APP_HOSTS:
-        assert done[("traffic", host)] == "rolled_back", done
-    assert done[("restore", "local-data1")] == "restored and verified"
-    assert done[("maintenance-on", "local-app1, local-app2")] == "ok"
-    assert done[("maintenance-off", "local-app1, local-app2")] == "ok"
+        assert steps[("traffic", host)] == "rolled_back", steps
+    assert steps[("restore", "local-data1")] == "restored and verified"
+    assert steps[("maintenance-on", "local-app1, local-app2")] == "ok"
+    assert steps[("maintenance-off", "local-app1, local-app2")] == "ok"
     assert record(fleet, "local-app1")["restored"]["label"] == state["label"]
 
     (notice,) = sns()
