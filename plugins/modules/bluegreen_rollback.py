@@ -44,17 +44,14 @@ options:
     default: ""
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation
-      indicates no change.
     support: full
     details: An app whose last event is a rollback is left alone.
 extends_documentation_fragment:
+  - webstack.deploy.attributes
   - webstack.deploy.bluegreen
 author:
   - webstack.deploy maintainers (@webstack)

@@ -99,22 +99,13 @@ notes:
     this repository if there is exactly one, and null otherwise.
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - The diff shows each tag with the manifest digest it holds before and after, and the repository settings.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation
-      indicates no change.
     support: full
-  action_group:
-    description: Use C(group/webstack.deploy.aws) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - webstack.deploy.aws
 requirements:
   - docker (the Docker SDK for Python) >= 7.0
 author:
@@ -126,6 +117,8 @@ seealso:
     description: Pushes images to registries with credentials managed by community.docker.docker_login.
   - module: webstack.deploy.target_group_swap
 extends_documentation_fragment:
+  - webstack.deploy.attributes
+  - webstack.deploy.attributes.aws
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

@@ -65,16 +65,14 @@ options:
     default: ""
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Read-only; it runs in check mode too.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation
-      indicates no change.
     support: full
+extends_documentation_fragment:
+  - webstack.deploy.attributes
 author:
   - webstack.deploy maintainers (@webstack)
 """

@@ -22,20 +22,11 @@ description:
     module fails rather than replace it (O(state=present)) and leaves it alone (O(state=absent)).
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation
-      indicates no change.
     support: full
-  action_group:
-    description: Use C(group/webstack.deploy.aws) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - webstack.deploy.aws
 options:
   listener_arn:
     description: ARN of the listener.
@@ -75,6 +66,8 @@ seealso:
     description: Manages the load balancer, its listeners and rules as a whole.
   - module: webstack.deploy.target_group_swap
 extends_documentation_fragment:
+  - webstack.deploy.attributes
+  - webstack.deploy.attributes.aws
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

@@ -93,22 +93,13 @@ notes:
   - A forward action holds at most 5 target groups.
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - The diff shows the forward weights and the default actions of the listener before and after.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation
-      indicates no change.
     support: full
-  action_group:
-    description: Use C(group/webstack.deploy.aws) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - webstack.deploy.aws
 author:
   - webstack.deploy maintainers (@webstack)
 seealso:
@@ -118,6 +109,8 @@ seealso:
     description: Creates target groups and registers targets.
   - module: webstack.deploy.ecr_push
 extends_documentation_fragment:
+  - webstack.deploy.attributes
+  - webstack.deploy.attributes.aws
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

@@ -64,17 +64,15 @@ options:
     default: false
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reports the colour it would switch to; the probe runs, nothing is written.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation
-      indicates no change.
     support: full
     details: A colour that is live already changes nothing (the probe and the verification still run).
+extends_documentation_fragment:
+  - webstack.deploy.attributes
 author:
   - webstack.deploy maintainers (@webstack)
 """

@@ -144,3 +144,18 @@ def fleet() -> Iterator[Fleet]:
     finally:
         if not reuse:
             fleet.play("playbooks/local_fleet.yml", "-e", "local_fleet_state=absent")
+
+
+# The files share one fleet and each leaves it in a state the next expects: the converge checks
+# first, then the operations in this order; files not named here come after them. The checks
+# over every run's -vvv output (names with "printed") come last, once every playbook has run.
+FILE_ORDER = ["test_site.py", "test_site_operations.py", "test_logs.py", "test_release_restore.py"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        name = Path(str(item.fspath)).name
+        position = FILE_ORDER.index(name) if name in FILE_ORDER else len(FILE_ORDER)
+        return ("printed" in item.name, position)
+
+    items.sort(key=rank)

@@ -19,6 +19,8 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APP = "sample-api"
+# The platform's second app, under /orders: released and rolled back on its own.
+OTHER = "orders"
 SITE = "sample.webstack.test"
 
 
@@ -35,6 +37,10 @@ def request(url: str, method: str = "GET", body: dict | None = None) -> tuple[in
 
 def health(fleet, host: str) -> dict:
     return json.loads(request(f"https://127.0.0.1:{fleet.port(host, 443)}/health")[1])
+
+
+def other_version(fleet, host: str) -> str:
+    return json.loads(request(f"https://127.0.0.1:{fleet.port(host, 443)}/orders/health")[1])["version"]
 
 
 def lines(fleet, host: str, path: str) -> list[dict]:
@@ -84,6 +90,7 @@ def test_deploy_releases_the_next_version_on_every_app_host(fleet):
         now = health(fleet, host)
         assert now["version"] == "v2", (host, now)
         assert now["color"] != was["color"], (host, was, now)
+        assert other_version(fleet, host) == "v1", f"{OTHER} moved with {APP} on {host}"
 
 
 def test_site_after_a_release_keeps_the_released_version(fleet):
@@ -104,6 +111,23 @@ def test_rollback_puts_the_previous_version_back_within_seconds(fleet):
     again = fleet.play("playbooks/rollback.yml", "-e", f"app={APP}")
     assert again.rc == 0, again.output[-6000:]
     assert again.changed == {}, again.output[-6000:]
+
+
+def test_the_other_app_is_released_and_rolled_back_on_its_own(fleet):
+    """orders v2 goes out and comes back while sample-api keeps the version it has."""
+    kept = {h: health(fleet, h) for h in ("local-app1", "local-app2")}
+    run = fleet.play("playbooks/deploy.yml", "-e", f"app={OTHER}", "-e", "version=v2")
+    print(f"deploy.yml {OTHER} v2: {run.seconds:.0f}s")
+    assert run.rc == 0, run.output[-6000:]
+    for host, was in kept.items():
+        assert other_version(fleet, host) == "v2", host
+        assert health(fleet, host) == was, f"{APP} moved with {OTHER} on {host}"
+    run = fleet.play("playbooks/rollback.yml", "-e", f"app={OTHER}")
+    print(f"rollback.yml {OTHER}: {run.seconds:.1f}s")
+    assert run.rc == 0, run.output[-6000:]
+    for host, was in kept.items():
+        assert other_version(fleet, host) == "v1", host
+        assert health(fleet, host) == was, f"{APP} moved with {OTHER} on {host}"
 
 
 @pytest.mark.parametrize("job", ["cache", "appdb"])
