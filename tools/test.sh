@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The test suite, stage by stage:
 #   tools/test.sh [all|lint|sanity|node|pytest|molecule|molecule:<scenario>|e2e|aws-boot ...]
-# `all` is every stage but aws-boot (a fresh host installing Ansible from
-# Debian: long, and it needs the Debian mirror from inside a container).
+# `all` is every stage; aws-boot (an Auto Scaling instance's user data
+# converging a host container booted from the golden image that
+# `tools/images.sh awsboot` bakes) needs the Debian mirror from inside a
+# container.
 # `make test` runs tools/bootstrap.sh first, then `tools/test.sh all`.
 #
 # Stages run side by side: the static checks and pytest one after another in
@@ -30,7 +32,7 @@ export ANSIBLE_FORCE_COLOR=false PY_COLORS=0 ANSIBLE_NOCOLOR=1 NO_COLOR=1
 
 # The scenarios `make test` runs, longest first (the pool starts them in this
 # order, which keeps the suite's wall time short). Add a scenario here.
-SCENARIOS=(nginx bluegreen backup logs firewall base redis docker)
+SCENARIOS=(nginx bluegreen backup logs mongodb firewall base redis docker)
 # Scenarios whose host container runs its own dockerd and loads the sample
 # app's images: memory- and CPU-hungry, and they need tools/app-images.sh.
 HEAVY=(docker bluegreen)
@@ -114,7 +116,7 @@ e2e_tests() {
 }
 
 aws_boot() {
-  stage "an Auto Scaling instance's user data converging a fresh host (apt in the container)"
+  stage "an Auto Scaling instance's user data converging a fresh host (golden image)"
   WEBSTACK_TEST_AWS_BOOT=1 pytest -q -s tests/integration/test_aws_boot.py
 }
 
@@ -252,6 +254,8 @@ for w in "${what[@]}"; do
       add pytest check ~app-images pytests
       # The longest stage: first to take a free slot once the images are built.
       add e2e heavy app-images e2e_tests
+      # Its host runs its own dockerd and loads the sample app's image.
+      add aws-boot heavy app-images aws_boot
       for s in "${SCENARIOS[@]}"; do add_scenario "$s"; done
       ;;
     lint) add lint check - lint ;;

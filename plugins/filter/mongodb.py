@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.webstack.deploy.plugins.module_utils.user_entries import user_entries
 
-NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 DATABASE = re.compile(r'^[^/\\. "$*<>:|?]{1,63}$')
 COLLECTION = re.compile(r"^(?!system\.)[^$\x00]{1,120}$")
 INDEX_DIRECTIONS = (1, -1, "text", "2dsphere", "2d", "hashed")
@@ -111,20 +111,9 @@ def mongodb_users(users: Any, default_database: str, variable: str = "mongodb_us
     """
     errors: list[str] = []
     result: list[dict[str, Any]] = []
-    if not isinstance(users, list):
-        return {"users": [], "errors": [f"{variable}: expected a list of users, found {type(users).__name__}."]}
     seen: set[tuple[str, str]] = set()
-    for index, user in enumerate(users):
-        if not isinstance(user, Mapping):
-            errors.append(f"{variable}[{index}]: expected a mapping with name, password, database and roles.")
-            continue
-        name = str(user.get("name", ""))
-        where = f"{variable} entry '{name or index}'"
-        unknown = sorted(set(user) - USER_KEYS)
-        if unknown:
-            errors.append(f"{where}: unknown key(s) {', '.join(unknown)}; expected {', '.join(sorted(USER_KEYS))}.")
-        if not NAME.match(name):
-            errors.append(f"{where}: name: expected letters, digits, '_', '.', '@' or '-', found '{name}'.")
+    for checked in user_entries(users, variable, USER_KEYS, "name, password, database and roles", errors):
+        user, name, where = checked.user, checked.name, checked.where
         state = user.get("state", "present")
         if state not in ("present", "absent"):
             errors.append(f"{where}: state: expected present or absent, found '{state}'.")
@@ -224,6 +213,102 @@ def mongodb_keyfile_errors(content: Any, variable: str = "mongodb_keyfile_conten
     return []
 
 
+# Top-level sections of mongod's configuration file (MongoDB's "Configuration File Options").
+CONFIG_SECTIONS = frozenset(
+    {
+        "systemLog",
+        "processManagement",
+        "cloud",
+        "net",
+        "security",
+        "setParameter",
+        "storage",
+        "operationProfiling",
+        "replication",
+        "sharding",
+        "auditLog",
+    }
+)
+# Settings of the template and the role variable each one comes from.
+CONFIG_VARIABLES = {
+    "net.port": "mongodb_port",
+    "net.bindIp": "mongodb_bind_addresses",
+    "storage.dbPath": "mongodb_storage_path",
+    "storage.wiredTiger.engineConfig.cacheSizeGB": "mongodb_wiredtiger_cache_gb",
+    "systemLog.path": "mongodb_log_path",
+    "security.authorization": "mongodb_authorization",
+    "security.keyFile": "mongodb_keyfile_path",
+    "replication.replSetName": "mongodb_replicaset_name",
+}
+WILDCARDS = ("0.0.0.0", "::", "*")
+REPLSET_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _setting(conf: Mapping[str, Any], path: str) -> Any:
+    value: Any = conf
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def mongodb_config_errors(text: str) -> list[str]:
+    """What mongod would refuse, or what would leave a member unusable, in a rendered mongod.conf.
+
+    mongod reads its configuration as YAML: the file must parse, hold known
+    sections only, and the settings the role writes must have the types and
+    ranges mongod documents. Each message names the setting and the role
+    variable it comes from.
+    """
+    import yaml
+
+    try:
+        conf = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        return [f"mongod.conf: expected YAML, found a syntax error: {exc}."]
+    if not isinstance(conf, Mapping):
+        return [f"mongod.conf: expected a mapping of sections, found {type(conf).__name__}."]
+    errors: list[str] = []
+
+    def bad(path: str, expected: str, found: Any) -> None:
+        variable = CONFIG_VARIABLES.get(path)
+        where = f"mongod.conf {path}" + (f" ({variable})" if variable else "")
+        errors.append(f"{where}: expected {expected}, found {found!r}.")
+
+    unknown = sorted(set(conf) - CONFIG_SECTIONS)
+    if unknown:
+        errors.append(f"mongod.conf: unknown section(s) {', '.join(map(str, unknown))}.")
+    port = _setting(conf, "net.port")
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        bad("net.port", "a port number 1-65535", port)
+    bind = _setting(conf, "net.bindIp")
+    addresses = [a.strip() for a in bind.split(",")] if isinstance(bind, str) else []
+    if not addresses or not all(addresses):
+        bad("net.bindIp", "a comma-separated list of addresses", bind)
+    elif any(a in WILDCARDS for a in addresses):
+        bad("net.bindIp", "no wildcard address (mongod would listen everywhere)", bind)
+    for path in ("storage.dbPath", "systemLog.path"):
+        value = _setting(conf, path)
+        if not isinstance(value, str) or not value.startswith("/"):
+            bad(path, "an absolute path", value)
+    cache = _setting(conf, "storage.wiredTiger.engineConfig.cacheSizeGB")
+    if cache is not None and (isinstance(cache, bool) or not isinstance(cache, int | float) or cache < 0.25):
+        bad("storage.wiredTiger.engineConfig.cacheSizeGB", "a size in GB of at least 0.25", cache)
+    authorization = _setting(conf, "security.authorization")
+    if authorization not in ("enabled", "disabled"):
+        bad("security.authorization", "enabled or disabled", authorization)
+    key_file = _setting(conf, "security.keyFile")
+    if key_file is not None and (not isinstance(key_file, str) or not key_file.startswith("/")):
+        bad("security.keyFile", "an absolute path", key_file)
+    replset = _setting(conf, "replication.replSetName")
+    if "replication" in conf and (not isinstance(replset, str) or not REPLSET_NAME.match(replset)):
+        bad("replication.replSetName", "letters, digits, '_' or '-'", replset)
+    if isinstance(replset, str) and authorization == "enabled" and key_file is None:
+        bad("security.keyFile", "a key file: members of a replica set with authorization authenticate with it", None)
+    return errors
+
+
 class FilterModule:
     """MongoDB filters."""
 
@@ -234,4 +319,5 @@ class FilterModule:
             "mongodb_users": mongodb_users,
             "mongodb_indexes": mongodb_indexes,
             "mongodb_keyfile_errors": mongodb_keyfile_errors,
+            "mongodb_config_errors": mongodb_config_errors,
         }

@@ -7,8 +7,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ansible_collections.webstack.deploy.plugins.module_utils.user_entries import user_entries
+
 USER_KEYS = frozenset({"name", "password", "rules", "enabled"})
-NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MEMORY = re.compile(r"^[0-9]+(b|k|kb|m|mb|g|gb)?$", re.IGNORECASE)
 MIN_PASSWORD = 16
 
@@ -26,24 +27,13 @@ def redis_password_errors(password: Any, variable: str) -> list[str]:
 
 def redis_acl_errors(users: Any, variable: str = "redis_acl_users") -> list[str]:
     """Messages for ACL user entries that are malformed; names are quoted, passwords never."""
-    if not isinstance(users, list):
-        return [f"{variable}: expected a list of users, found {type(users).__name__}."]
     errors: list[str] = []
     seen: set[str] = set()
-    for index, user in enumerate(users):
-        if not isinstance(user, dict):
-            errors.append(f"{variable}[{index}]: expected a mapping with name, password and rules.")
-            continue
-        name = str(user.get("name", ""))
-        where = f"{variable} entry '{name or index}'"
-        unknown = sorted(set(user) - USER_KEYS)
-        if unknown:
-            errors.append(f"{where}: unknown key(s) {', '.join(unknown)}; expected {', '.join(sorted(USER_KEYS))}.")
-        if not NAME.match(name):
-            errors.append(f"{where}: name: expected letters, digits, '_', '.', '@' or '-', found '{name}'.")
-        elif name == "default":
+    for entry in user_entries(users, variable, USER_KEYS, "name, password and rules", errors):
+        user, name, where = entry.user, entry.name, entry.where
+        if entry.name_ok and name == "default":
             errors.append(f"{where}: the default user is set by redis_password and redis_default_user_rules.")
-        elif name in seen:
+        elif entry.name_ok and name in seen:
             errors.append(f"{where}: the name appears twice.")
         seen.add(name)
         errors.extend(f"{where}: {msg.split(': ', 1)[1]}" for msg in redis_password_errors(user.get("password"), "x"))

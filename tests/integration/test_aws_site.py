@@ -33,6 +33,7 @@ PLACEHOLDERS = (
     "ec2_autoscaling_certificate_arn",
     "ec2_autoscaling_alarm_email",
     "ec2_autoscaling_app_image",
+    "webstack_domain",
 )
 
 

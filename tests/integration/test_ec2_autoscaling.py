@@ -1,4 +1,5 @@
-"""Role ec2_autoscaling against a moto server: check -> apply -> apply -> check, then what AWS holds.
+"""Roles aws_network, aws_iam and ec2_autoscaling against a moto server: check -> apply -> apply -> check,
+then what AWS holds (and the collection artifact playbooks/aws.yml uploads for booting instances).
 
 playbooks/provision_aws.yml runs with the prod inventory (min 2 / max 10 instances, alarm e-mail, two
 Redis nodes) and ``aws_endpoint_url`` pointing at moto, so every call takes the boto3 path it takes on AWS.
@@ -29,9 +30,21 @@ NAME = "webstack-prod"
 # The account moto serves (MOTO_ACCOUNT_ID): not one of AWS's documentation IDs
 # (123456789012, moto's default), which the preflight refuses as a placeholder.
 ACCOUNT = "210987654321"
+
+
+def port_range(default: range) -> range:
+    """Ports of the servers the AWS tests start: ``default``, or WEBSTACK_TEST_AWS_PORTS (``first-last``)
+    so that two runs on one machine keep to ranges of their own."""
+    given = os.environ.get("WEBSTACK_TEST_AWS_PORTS", "")
+    if not given:
+        return default
+    first, _, last = given.partition("-")
+    return range(int(first), int(last) + 1)
+
+
 # Ports of the servers these tests start (moto): this range only, so runs of
 # other test suites on the same machine never collide with them.
-PORTS = range(26000, 26100)
+PORTS = port_range(range(26000, 26100))
 
 
 @dataclass
@@ -99,6 +112,7 @@ def account_vars(aws: Callable) -> dict:
         "ec2_autoscaling_certificate_arn": cert,
         "ec2_autoscaling_ami_id": ami,
         "ec2_autoscaling_alarm_email": ALARM_EMAIL,
+        "webstack_domain": "www.webstack.io",
         "ec2_autoscaling_alb_drop_invalid_header_fields": False,
     }
 
@@ -188,8 +202,9 @@ def vpcs(aws: Callable, name: str) -> list[dict]:
 @pytest.mark.parametrize(
     ("bad", "named"),
     [
-        ({"ec2_autoscaling_vpc_cidr": "10.0.0.0/33"}, "ec2_autoscaling_vpc_cidr"),
-        ({"ec2_autoscaling_admin_cidrs": ["203.0.113.300/24"]}, "ec2_autoscaling_admin_cidrs"),
+        ({"aws_network_vpc_cidr": "10.0.0.0/33"}, "aws_network_vpc_cidr"),
+        ({"aws_network_admin_cidrs": ["203.0.113.300/24"]}, "aws_network_admin_cidrs"),
+        ({"aws_iam_artifact_bucket": "Not_A_Bucket"}, "aws_iam_artifact_bucket"),
         ({"ec2_autoscaling_min_size": 5, "ec2_autoscaling_max_size": 3}, "ec2_autoscaling_min_size"),
         (
             {"ec2_autoscaling_certificate_arn": "arn:aws:iam::123456789012:server-certificate/x"},
@@ -277,7 +292,7 @@ def test_network_and_security_groups(converged: dict, aws: Callable):
         (443, "0.0.0.0/0"),
     ]
     # Instances: only the app port, only from the ALB's group; no SSH in prod (no admin CIDRs).
-    assert [(p["FromPort"], p["ToPort"]) for p in instances["IpPermissions"]] == [(8080, 8080)]
+    assert [(p["FromPort"], p["ToPort"]) for p in instances["IpPermissions"]] == [(443, 443)]
     assert [g["GroupId"] for g in instances["IpPermissions"][0]["UserIdGroupPairs"]] == [alb["GroupId"]]
     assert instances["IpPermissions"][0]["IpRanges"] == []
 
@@ -338,7 +353,8 @@ def test_target_groups_and_listeners(converged: dict, aws: Callable, base_vars: 
         assert group["HealthCheckPath"] == "/health"
         assert group["HealthCheckIntervalSeconds"] == 5
         assert group["HealthyThresholdCount"] == 2
-        assert group["Port"] == 8080
+        assert group["Port"] == 443
+        assert group["Protocol"] == "HTTPS"
         attributes = {
             a["Key"]: a["Value"]
             for a in elb.describe_target_group_attributes(TargetGroupArn=group["TargetGroupArn"])["Attributes"]
@@ -394,3 +410,30 @@ def test_alarms_and_topic(converged: dict, aws: Callable):
     (alb,) = aws("elbv2").describe_load_balancers(Names=[NAME])["LoadBalancers"]
     dimension = queries["errors"]["MetricStat"]["Metric"]["Dimensions"][0]
     assert dimension == {"Name": "LoadBalancer", "Value": alb["LoadBalancerArn"].split(":loadbalancer/")[1]}
+
+
+def test_instances_read_the_artifact_they_boot_from(converged: dict, aws: Callable):
+    """aws.yml built this checkout into the boot bucket; the instance role may read that bucket, nothing more."""
+    import io
+    import tarfile
+
+    bucket = f"webstack-prod-artifacts-{ACCOUNT}"
+    statements = aws("iam").get_role_policy(RoleName=f"{NAME}-instance", PolicyName="read-artifact-bucket")[
+        "PolicyDocument"
+    ]["Statement"]
+    granted = {(action, statement["Resource"]) for statement in statements for action in statement["Action"]}
+    assert granted == {
+        ("s3:ListBucket", f"arn:aws:s3:::{bucket}"),
+        ("s3:GetBucketLocation", f"arn:aws:s3:::{bucket}"),
+        ("s3:GetObject", f"arn:aws:s3:::{bucket}/*"),
+    }
+    body = aws("s3").get_object(Bucket=bucket, Key="webstack-deploy.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as artifact:
+        manifest = json.load(artifact.extractfile("MANIFEST.json"))
+        names = artifact.getnames()
+    assert (manifest["collection_info"]["namespace"], manifest["collection_info"]["name"]) == ("webstack", "deploy")
+    assert "roles/ec2_autoscaling/templates/user_data.sh.j2" in names
+    assert "site.yml" in names
+    # The second apply found the same artifact (times fixed when packed) and left it alone.
+    uploads = [r for r in task(converged["apply_again"], "Upload the artifact to the boot bucket") if r.get("changed")]
+    assert uploads == []

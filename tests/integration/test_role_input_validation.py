@@ -98,6 +98,18 @@ CASES = [
         id="backup-unknown-engine",
     ),
     pytest.param(
+        "backup",
+        {
+            "backup_jobs": [
+                {"name": "docs", "engine": "mongodb", "uri": "mongodb://db1,db2/app?replicaSet=rs0", "oplog": True}
+            ],
+            "backup_s3_url": "s3://webstack-backups/prod",
+            "backup_repository_password": "fake-password",
+        },
+        ["backup job 0 (docs, engine mongodb) is invalid", "with oplog, without a database in its path"],
+        id="backup-mongodb-oplog-of-one-database",
+    ),
+    pytest.param(
         "base",
         {"base_admin_users": [{"name": "root", "ssh_keys": []}]},
         ["base_admin_users", "root"],

@@ -379,6 +379,10 @@ def test_a_failing_dump_never_becomes_a_snapshot(host):
     assert result.rc == 1
     assert 'database "missing" does not exist' in json.loads(result.stdout)["jobs"][0]["error"]
     assert "dump failed|nodb|" in host.file(ALERTS).content_string
+    # The same alert through SNS (boto3 on the host, to moto), as a subscribed queue receives it.
+    (message,) = [m for m in sns_alerts(host) if m["Subject"] == "backup dump failed: nodb"]
+    assert message["TopicArn"].endswith(":webstack-backup-alerts")
+    assert message["Message"].startswith(f"webstack-backup on {HOST}: dump failed nodb: pg_dump of missing failed")
     assert snapshots(host, "nodb") == []
     assert host.run("ls -A /var/lib/webstack-backup/spool/nodb").stdout.strip() == ""
 
@@ -399,6 +403,7 @@ def test_s3_outage_keeps_the_dump_alerts_and_uploads_it_later(host):
     assert "kept in /var/lib/webstack-backup/spool/cache" in journal
     assert "upload failed|cache|" in host.file(ALERTS).content_string
     assert host.check_output("systemctl show webstack-backup@cache.service -p Result") == "Result=exit-code"
+    # SNS is on the blocked moto server too: that alert could not go out, and the run still ended.
     spooled = host.check_output("ls /var/lib/webstack-backup/spool/cache").split()
     assert len(spooled) == 1
     assert host.file(f"/var/lib/webstack-backup/spool/cache/{spooled[0]}/cache.rdb").size > 0
@@ -412,6 +417,33 @@ def test_s3_outage_keeps_the_dump_alerts_and_uploads_it_later(host):
     manifest = json.loads(restic(host, f"dump {outage[0]['id']} /manifest.json").stdout)
     assert manifest["created"] == spooled[0]
     assert manifest["data"]["dbs"]["0"]["keys"] == 307  # the key written during the outage is in it
+
+
+def sns_alerts(host) -> list[dict]:
+    """Every alert the SNS topic delivered so far to the queue subscribed to it (read from this machine)."""
+    import boto3
+
+    endpoint = json.loads(host.file("/etc/webstack-backup/config.json").content_string)["alert"]["sns_endpoint_url"]
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=endpoint,
+        region_name="eu-west-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    url = sqs.get_queue_url(QueueName="webstack-backup-alerts")["QueueUrl"]
+    messages = []
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        if not got:
+            break
+        messages += [json.loads(m["Body"]) for m in got]
+        for m in got:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    for secret in SECRETS:
+        assert secret not in json.dumps(messages)
+    pytest.sns_alerts = [*getattr(pytest, "sns_alerts", []), *messages]
+    return pytest.sns_alerts
 
 
 def _stamp_to_iso(stamp: str) -> str:

@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,14 @@ MISSING_REPOSITORY = re.compile(
     r"(specified bucket does not exist|specified key does not exist|no such file or directory)", re.I
 )
 PG_MANIFEST_MARK = "WEBSTACK-BACKUP-MANIFEST "
+# Where each tool comes from (the backup role's package lists).
+TOOL_PACKAGES = {
+    "mongodump": "mongodb-database-tools from MongoDB's repository, backup_mongodb_packages",
+    "mongorestore": "mongodb-database-tools from MongoDB's repository, backup_mongodb_packages",
+    "redis-cli": "Debian's redis-tools, backup_redis_packages",
+    "redis-server": "Debian's redis-server, backup_redis_packages",
+    "restic": "Debian's restic, backup_packages",
+}
 PG_SESSION = (
     "SET TimeZone = 'UTC'",
     "SET DateStyle = 'ISO, YMD'",
@@ -145,8 +154,8 @@ def validate_config(config: dict) -> list[str]:
             errors.append(f"job {name}: engine must be one of {', '.join(ENGINES)}, found {job.get('engine')!r}")
         if job.get("engine") == "postgresql" and not job.get("database"):
             errors.append(f"job {name}: a postgresql job needs database")
-        if job.get("engine") == "mongodb" and not job.get("uri"):
-            errors.append(f"job {name}: a mongodb job needs uri")
+        if job.get("engine") == "mongodb":
+            errors.extend(mongodb_job_errors(name, job))
     return errors
 
 
@@ -237,6 +246,72 @@ def pg_checksum(tables: dict) -> str:
     return h.hexdigest()
 
 
+def mongodb_uri_parts(uri: str) -> tuple[str, dict[str, str]]:
+    """The database a MongoDB connection string names (its path, may be empty) and its options (lower-case keys)."""
+    hosts_and_path, _, query = re.sub(r"^mongodb(\+srv)?://", "", uri).partition("?")
+    database = hosts_and_path.partition("/")[2]
+    options = {k.lower(): v[-1] for k, v in urllib.parse.parse_qs(query).items()}
+    return urllib.parse.unquote(database), options
+
+
+def mongodb_oplog(job: dict) -> bool:
+    """Whether a job's dump carries the oplog: the job's ``oplog``, else true where the uri names a replica set."""
+    if job.get("oplog") is not None:
+        return bool(job["oplog"])
+    database, options = mongodb_uri_parts(job.get("uri", ""))
+    return bool(options.get("replicaset")) and not database
+
+
+def mongodb_job_errors(name: str, job: dict) -> list[str]:
+    """What mongodump would refuse in a job (mongo-tools: --oplog only on a dump of the whole instance)."""
+    uri = str(job.get("uri", ""))
+    if not re.match(r"^mongodb(\+srv)?://", uri):
+        return [f"job {name}: a mongodb job needs uri (mongodb://host:port/?replicaSet=rs0)"]
+    if re.match(r"^mongodb(\+srv)?://[^/@]*:[^/@]*@", uri):
+        return [f"job {name}: the uri holds a password; put it in the job's password"]
+    database, _ = mongodb_uri_parts(uri)
+    if job.get("oplog") and database:
+        return [
+            f"job {name}: oplog needs a dump of the whole instance, but the uri names the database {database!r} "
+            "(mongodump refuses --oplog with a database); name the authentication database with ?authSource= instead"
+        ]
+    return []
+
+
+def mongodump_command(job: dict, out: Path, config_file: str | None) -> list[str]:
+    """mongodump of a job into one gzip archive; the password only in the --config file."""
+    cmd = ["mongodump", f"--uri={job['uri']}", f"--archive={out}", "--gzip"]
+    if config_file:
+        cmd.append(f"--config={config_file}")
+    if mongodb_oplog(job):
+        cmd.append("--oplog")
+    return cmd
+
+
+def mongorestore_command(
+    job: dict, dump: Path, config_file: str | None, oplog: bool, scratch_suffix: str | None
+) -> list[str]:
+    """mongorestore of an archive: over the live databases (--drop, the oplog replayed when the dump has it), or
+    into <db>_<suffix> copies (mongorestore refuses --oplogReplay with renamed namespaces: not replayed there)."""
+    cmd = ["mongorestore", f"--uri={job['uri']}", f"--archive={dump}", "--gzip", "--drop"]
+    if config_file:
+        cmd.append(f"--config={config_file}")
+    if scratch_suffix:
+        cmd += ["--nsFrom=$db$.$coll$", f"--nsTo=$db$_{scratch_suffix}.$coll$"]
+    elif oplog:
+        cmd.append("--oplogReplay")
+    return cmd
+
+
+def run_tool(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
+    """subprocess.run that turns a missing program into a Failure naming the package that ships it."""
+    try:
+        return subprocess.run(cmd, check=False, **kwargs)
+    except FileNotFoundError:
+        package = TOOL_PACKAGES.get(cmd[0], "its package")
+        raise Failure(f"{cmd[0]} is not installed on this host ({package})") from None
+
+
 def mongodump_counts(stderr: str) -> dict[str, int]:
     """Documents per collection from mongodump's log ("done dumping db.coll (N documents)")."""
     counts = {}
@@ -316,7 +391,7 @@ class Backup:
     # -- restic
     def restic(self, *args: str, cwd: Path | None = None, timeout: float | None = None, stdout=None):
         cmd = [self.config.get("restic", "restic"), "--no-cache", *self.config.get("restic_options", []), *args]
-        return subprocess.run(
+        return run_tool(
             cmd,
             cwd=cwd,
             env=self.env,
@@ -324,7 +399,6 @@ class Backup:
             stderr=subprocess.PIPE,
             text=stdout is None,
             timeout=timeout,
-            check=False,
         )
 
     def restic_json(self, *args: str) -> Any:
@@ -383,10 +457,16 @@ class Backup:
             try:
                 import boto3
 
-                kwargs = {"region_name": alert.get("sns_region") or None}
-                if alert.get("sns_endpoint_url"):
-                    kwargs["endpoint_url"] = alert["sns_endpoint_url"]
-                boto3.client("sns", **kwargs).publish(
+                # The env file's credentials (also when run by hand, outside the unit's EnvironmentFile=);
+                # none there: boto3's own chain (the instance role).
+                session = boto3.session.Session(
+                    aws_access_key_id=self.env.get("AWS_ACCESS_KEY_ID") or None,
+                    aws_secret_access_key=self.env.get("AWS_SECRET_ACCESS_KEY") or None,
+                    aws_session_token=self.env.get("AWS_SESSION_TOKEN") or None,
+                    region_name=alert.get("sns_region") or self.env.get("AWS_DEFAULT_REGION") or None,
+                )
+                kwargs = {"endpoint_url": alert["sns_endpoint_url"]} if alert.get("sns_endpoint_url") else {}
+                session.client("sns", **kwargs).publish(
                     TopicArn=alert["sns_topic_arn"], Subject=f"backup {event}: {job}"[:99], Message=text
                 )
                 done.append("sns")
@@ -592,7 +672,7 @@ class Backup:
             cmd += ["--user", job["user"]]
         if job.get("tls"):
             cmd += ["--tls"]
-        proc = subprocess.run([*cmd, "--rdb", str(out)], env=env, capture_output=True, text=True, check=False)
+        proc = run_tool([*cmd, "--rdb", str(out)], env=env, capture_output=True, text=True)
         if proc.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
             raise Failure(
                 f"redis-cli --rdb failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()[-800:]}"
@@ -603,17 +683,16 @@ class Backup:
             return redis_manifest(client)
 
     def dump_mongodb(self, name: str, job: dict, out: Path) -> dict:
+        oplog = mongodb_oplog(job)
         with mongo_config(self.env.get(env_name(name), "")) as cfg:
-            cmd = ["mongodump", f"--uri={job['uri']}", f"--archive={out}", "--gzip"]
-            if cfg:
-                cmd.append(f"--config={cfg}")
-            if job.get("oplog"):
-                cmd.append("--oplog")
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            proc = run_tool(mongodump_command(job, out, cfg), capture_output=True, text=True)
         if proc.returncode != 0:
             raise Failure(f"mongodump failed (exit {proc.returncode}): {proc.stderr.strip()[-800:]}")
+        if not out.is_file():
+            raise Failure(f"mongodump exited 0 but wrote no archive at {out}")
+        os.chmod(out, 0o600)
         counts = mongodump_counts(proc.stderr)
-        return {"collections": counts, "documents": sum(counts.values())}
+        return {"collections": counts, "documents": sum(counts.values()), "oplog": oplog}
 
     # -- retention and checks
     def forget(self) -> dict:
@@ -809,19 +888,18 @@ class Backup:
         }
 
     def restore_mongodb(self, name: str, job: dict, manifest: dict, dump: Path, args) -> dict:
-        cmd = ["mongorestore", f"--uri={job['uri']}", f"--archive={dump}", "--gzip", "--drop"]
-        if job.get("oplog"):
-            cmd.append("--oplogReplay")
+        oplog = bool(manifest["data"].get("oplog", job.get("oplog")))
+        suffix = None
         if args.target == "scratch":
             suffix = args.scratch_name or "restore_" + utc_stamp().lower()
-            cmd += ["--nsFrom=$db$.$coll$", f"--nsTo=$db$_{suffix}.$coll$"]
         with mongo_config(self.env.get(env_name(name), "")) as cfg:
-            if cfg:
-                cmd.append(f"--config={cfg}")
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            proc = run_tool(mongorestore_command(job, dump, cfg, oplog, suffix), capture_output=True, text=True)
         if proc.returncode != 0:
             raise Failure(f"mongorestore failed (exit {proc.returncode}): {proc.stderr.strip()[-800:]}")
-        return {"found": {"engine": "mongodb", "data": {"documents": mongorestore_count(proc.stderr)}}}
+        return {
+            "found": {"engine": "mongodb", "data": {"documents": mongorestore_count(proc.stderr)}},
+            "oplog_replayed": oplog and suffix is None,
+        }
 
 
 # ---------------------------------------------------------------- engine helpers

@@ -89,6 +89,11 @@ def test_a_good_configuration_has_no_errors():
         ({"jobs": {"x": {"engine": "mysql"}}}, "engine must be one of postgresql, redis, mongodb, found 'mysql'"),
         ({"jobs": {"x": {"engine": "postgresql"}}}, "a postgresql job needs database"),
         ({"jobs": {"x": {"engine": "mongodb"}}}, "a mongodb job needs uri"),
+        ({"jobs": {"x": {"engine": "mongodb", "uri": "mongodb://u:pw@h/"}}}, "the uri holds a password"),
+        (
+            {"jobs": {"x": {"engine": "mongodb", "uri": "mongodb://h1,h2/app?replicaSet=rs0", "oplog": True}}},
+            "oplog needs a dump of the whole instance, but the uri names the database 'app'",
+        ),
     ],
 )
 def test_bad_configurations_say_what_is_wrong(over, fragment):
@@ -171,14 +176,91 @@ def test_postgresql_database_checksum_covers_every_table():
 
 def test_mongodump_log_gives_counts():
     log = (
-        "2026-11-28T10:00:00.000+0000\twriting app.users to archive\n"
+        "2026-11-28T10:00:00.000+0000\twriting app.users to archive '/spool/app.archive.gz.partial'\n"
         "2026-11-28T10:00:00.100+0000\tdone dumping app.users (1200 documents)\n"
         "2026-11-28T10:00:00.200+0000\tdone dumping app.events (1 document)\n"
+        "2026-11-28T10:00:00.300+0000\tdone dumping app.empty (0 documents)\n"
+        "2026-11-28T10:00:00.400+0000\twriting captured oplog to \n"
     )
-    assert wb.mongodump_counts(log) == {"app.users": 1200, "app.events": 1}
+    assert wb.mongodump_counts(log) == {"app.users": 1200, "app.events": 1, "app.empty": 0}
     assert (
         wb.mongorestore_count("...\n1201 document(s) restored successfully. 0 document(s) failed to restore.") == 1201
     )
+
+
+# Everything around mongodump that runs without it. No mongodump or mongorestore exists on the machine
+# these tests run on: the commands are checked as built, and the log lines are the format mongo-tools
+# writes ("done dumping %v (%v %v)", "%v document(s) restored successfully"), not captured output.
+
+
+@pytest.mark.parametrize(
+    ("uri", "oplog", "expected"),
+    [
+        ("mongodb://db1:27017,db2:27017/?replicaSet=rs0&authSource=admin", None, True),
+        ("mongodb://db1:27017/?replicaset=rs0", None, True),  # URI options are case-insensitive
+        ("mongodb://127.0.0.1:27017/", None, False),  # a standalone has no oplog
+        ("mongodb://db1/app?replicaSet=rs0", None, False),  # a database dump cannot carry it
+        ("mongodb://db1,db2/?replicaSet=rs0", False, False),  # the job's own setting wins
+        ("mongodb+srv://cluster0.example.net/", True, True),
+    ],
+)
+def test_oplog_where_a_replica_set_exists(uri, oplog, expected):
+    job = {"uri": uri} if oplog is None else {"uri": uri, "oplog": oplog}
+    assert wb.mongodb_oplog(job) is expected
+
+
+def test_mongodump_command_of_a_replica_set_member():
+    job = {"uri": "mongodb://backup@db1:27017,db2:27017/?replicaSet=rs0&authSource=admin"}
+    cmd = wb.mongodump_command(job, Path("/spool/app/20261128T093000Z/app.archive.gz.partial"), "/tmp/cfg.yml")
+    assert cmd == [
+        "mongodump",
+        "--uri=mongodb://backup@db1:27017,db2:27017/?replicaSet=rs0&authSource=admin",
+        "--archive=/spool/app/20261128T093000Z/app.archive.gz.partial",
+        "--gzip",
+        "--config=/tmp/cfg.yml",
+        "--oplog",
+    ]
+    standalone = wb.mongodump_command({"uri": "mongodb://127.0.0.1/"}, Path("/s/a.archive.gz"), None)
+    assert "--oplog" not in standalone and not any(a.startswith("--config") for a in standalone)
+
+
+def test_mongorestore_replays_the_oplog_only_over_the_live_data():
+    job = {"uri": "mongodb://db1,db2/?replicaSet=rs0"}
+    live = wb.mongorestore_command(job, Path("/w/a.archive.gz"), "/tmp/c.yml", oplog=True, scratch_suffix=None)
+    assert live == [
+        "mongorestore",
+        "--uri=mongodb://db1,db2/?replicaSet=rs0",
+        "--archive=/w/a.archive.gz",
+        "--gzip",
+        "--drop",
+        "--config=/tmp/c.yml",
+        "--oplogReplay",
+    ]
+    # mongorestore refuses --oplogReplay with --nsFrom/--nsTo ("cannot use --oplogReplay with namespace renames").
+    scratch = wb.mongorestore_command(job, Path("/w/a.archive.gz"), None, oplog=True, scratch_suffix="restore_x")
+    assert "--oplogReplay" not in scratch
+    assert scratch[-2:] == ["--nsFrom=$db$.$coll$", "--nsTo=$db$_restore_x.$coll$"]
+
+
+def test_the_password_goes_to_a_private_config_file_never_the_command_line():
+    with wb.mongo_config("fake-mongo-password-for-tests") as path:
+        assert oct(Path(path).stat().st_mode & 0o777) == "0o600"
+        assert Path(path).read_text() == 'password: "fake-mongo-password-for-tests"\n'
+        cmd = wb.mongodump_command({"uri": "mongodb://h/"}, Path("/s/x"), path)
+        assert "fake-mongo-password-for-tests" not in " ".join(cmd)
+    assert not Path(path).exists()
+    with wb.mongo_config("") as path:
+        assert path is None
+
+
+def test_a_missing_dump_tool_is_a_failure_that_names_its_package(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing to run there
+    backup = _backup(tmp_path, jobs={"docs": {"engine": "mongodb", "uri": "mongodb://127.0.0.1:1/"}})
+    with pytest.raises(wb.Failure, match=r"mongodump is not installed on this host \(mongodb-database-tools"):
+        backup.dump("docs", backup.config["jobs"]["docs"], None)
+    assert not any((tmp_path / "spool" / "docs").iterdir())  # no half-written dump left
+    with pytest.raises(wb.Failure, match="restic is not installed"):
+        backup.restic("snapshots")
 
 
 SNAPS = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.webstack.deploy.plugins.filter.mongodb import (
+    mongodb_config_errors,
     mongodb_indexes,
     mongodb_initiator,
     mongodb_keyfile_errors,
@@ -201,3 +202,72 @@ def test_keyfile_content_checks():
     message = mongodb_keyfile_errors("not base64 at all!!")[0]
     assert "base64" in message and "not base64" not in message
     assert "found 1025" in mongodb_keyfile_errors("a" * 1025)[0]
+
+
+GOOD_CONF = """
+# Ansible managed
+storage:
+  dbPath: "/var/lib/mongodb"
+systemLog:
+  destination: file
+  logAppend: true
+  path: "/var/log/mongodb/mongod.log"
+net:
+  port: 27017
+  bindIp: "127.0.0.1,10.0.1.11"
+processManagement:
+  timeZoneInfo: /usr/share/zoneinfo
+security:
+  authorization: enabled
+  keyFile: "/etc/mongodb/keyfile"
+replication:
+  replSetName: "rs0"
+"""
+
+
+def test_a_rendered_config_mongod_accepts_has_no_errors():
+    assert mongodb_config_errors(GOOD_CONF) == []
+    standalone = GOOD_CONF.split("replication:")[0].replace('  keyFile: "/etc/mongodb/keyfile"\n', "")
+    assert mongodb_config_errors(standalone) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "fragment"),
+    [
+        ("port: 27017", "port: 70000", "net.port (mongodb_port): expected a port number 1-65535, found 70000"),
+        ("port: 27017", "port: '27017'", "net.port (mongodb_port)"),
+        (
+            'bindIp: "127.0.0.1,10.0.1.11"',
+            'bindIp: "127.0.0.1,0.0.0.0"',
+            "net.bindIp (mongodb_bind_addresses): expected no wildcard",
+        ),
+        (
+            'bindIp: "127.0.0.1,10.0.1.11"',
+            'bindIp: "127.0.0.1,"',
+            "net.bindIp (mongodb_bind_addresses): expected a comma",
+        ),
+        (
+            'dbPath: "/var/lib/mongodb"',
+            'dbPath: "var/lib"',
+            "storage.dbPath (mongodb_storage_path): expected an absolute path",
+        ),
+        ("authorization: enabled", "authorization: true", "security.authorization (mongodb_authorization)"),
+        ('replSetName: "rs0"', 'replSetName: "rs 0"', "replication.replSetName (mongodb_replicaset_name)"),
+        ('  keyFile: "/etc/mongodb/keyfile"\n', "", "security.keyFile (mongodb_keyfile_path): expected a key file"),
+        ("processManagement:", "procesManagement:", "unknown section(s) procesManagement"),
+        ("net:\n", "net: [\n", "expected YAML"),
+    ],
+)
+def test_config_errors_name_the_setting_and_the_variable(old, new, fragment):
+    text = GOOD_CONF.replace(old, new, 1)
+    assert text != GOOD_CONF
+    errors = mongodb_config_errors(text)
+    assert any(fragment in e for e in errors), errors
+
+
+def test_wiredtiger_cache_below_mongods_minimum():
+    text = GOOD_CONF.replace("storage:\n", "storage:\n  wiredTiger:\n    engineConfig:\n      cacheSizeGB: 0.1\n")
+    assert mongodb_config_errors(text) == [
+        "mongod.conf storage.wiredTiger.engineConfig.cacheSizeGB (mongodb_wiredtiger_cache_gb): "
+        "expected a size in GB of at least 0.25, found 0.1."
+    ]
