@@ -14,6 +14,7 @@ of them. Printed:
 
   molecule converge -s logs        # collector + shipper, converged
   bench/log_shipping.py            # --lines 20000 --rate 0 by default
+  (with WEBSTACK_RUN_ID set for both when the scenario's containers carry a run id)
 
 Bounded by --max-seconds (300). Standard library only; talks to the
 containers with `docker exec`.
@@ -58,8 +59,10 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shipper", default="logs-shipper")
-    parser.add_argument("--collector", default="logs-collector")
+    # The logs scenario's containers: <WEBSTACK_RUN_ID, default molecule>-logs-shipper/-collector.
+    run_id = os.environ.get("WEBSTACK_RUN_ID", "molecule")
+    parser.add_argument("--shipper", default=f"{run_id}-logs-shipper")
+    parser.add_argument("--collector", default=f"{run_id}-logs-collector")
     parser.add_argument("--app", default="sample-api")
     parser.add_argument("--environment", default="local")
     parser.add_argument("--apps-dir", default="/var/log/webstack/apps")

@@ -45,7 +45,7 @@ BY_PLAYBOOK = {t["playbook"]: t for t in DATA["awx_job_templates"]}
 EXPECTED_SURVEYS = {
     "site.yml": [],
     "playbooks/deploy.yml": ["app", "version"],
-    "playbooks/rollback.yml": ["app"],
+    "playbooks/rollback.yml": ["app", "restore", "restore_confirm"],
     "playbooks/backup.yml": ["backup_tag"],
     "playbooks/restore.yml": [
         "restore_host",

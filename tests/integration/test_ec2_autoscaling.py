@@ -292,7 +292,7 @@ def test_network_and_security_groups(converged: dict, aws: Callable):
         (443, "0.0.0.0/0"),
     ]
     # Instances: only the app port, only from the ALB's group; no SSH in prod (no admin CIDRs).
-    assert [(p["FromPort"], p["ToPort"]) for p in instances["IpPermissions"]] == [(8080, 8080)]
+    assert [(p["FromPort"], p["ToPort"]) for p in instances["IpPermissions"]] == [(443, 443)]
     assert [g["GroupId"] for g in instances["IpPermissions"][0]["UserIdGroupPairs"]] == [alb["GroupId"]]
     assert instances["IpPermissions"][0]["IpRanges"] == []
 
@@ -353,7 +353,8 @@ def test_target_groups_and_listeners(converged: dict, aws: Callable, base_vars: 
         assert group["HealthCheckPath"] == "/health"
         assert group["HealthCheckIntervalSeconds"] == 5
         assert group["HealthyThresholdCount"] == 2
-        assert group["Port"] == 8080
+        assert group["Port"] == 443
+        assert group["Protocol"] == "HTTPS"
         attributes = {
             a["Key"]: a["Value"]
             for a in elb.describe_target_group_attributes(TargetGroupArn=group["TargetGroupArn"])["Attributes"]

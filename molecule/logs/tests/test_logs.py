@@ -1,8 +1,8 @@
 """What a team investigating an incident would rely on: every line, once, with its fields.
 
-The shipper (logs-shipper) writes lines the way the sample API's winston
+The shipper (<run id>-logs-shipper) writes lines the way the sample API's winston
 logger does (files/winston_emulator.py, the API's format and reopen-on-SIGHUP);
-the collector (logs-collector) stores them. Each case counts the lines
+the collector (<run id>-logs-collector) stores them. Each case counts the lines
 written on the shipper (renamed files included) against the lines stored,
 compares the fields of every line and prints sent / stored / lost /
 duplicated. Lost must be 0; duplicates (a RELP session broken mid-batch) are
@@ -22,8 +22,10 @@ import testinfra.utils.ansible_runner
 
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("all")
 
-COLLECTOR = "logs-collector"
-SHIPPER = "logs-shipper"
+# Container (and inventory) names: molecule.yml prefixes them with WEBSTACK_RUN_ID.
+RUN_ID = os.environ.get("WEBSTACK_RUN_ID", "molecule")
+COLLECTOR = f"{RUN_ID}-logs-collector"
+SHIPPER = f"{RUN_ID}-logs-shipper"
 APP = "sample-api"
 ENVIRONMENT = "local"
 APP_DIR = f"/var/log/webstack/apps/{APP}"
@@ -154,7 +156,7 @@ def test_collector_listens_with_tls_only(host):
     # A client that speaks plain RELP (no TLS) gets no session.
     probe = (
         "import socket\n"
-        "s = socket.create_connection(('logs-collector', 2514), 5)\n"
+        f"s = socket.create_connection(('{COLLECTOR}', 2514), 5)\n"
         "s.sendall(b'1 open 36 relp_version=0\\nrelp_software=probe\\n')\n"
         "s.settimeout(5)\n"
         "try:\n    print(s.recv(200))\nexcept OSError as err:\n    print('closed', err)\n"
