@@ -337,13 +337,9 @@ networks:
 """
 
 
-def suite(args: argparse.Namespace) -> int:
-    inventory = args.inventory or molecule_inventory(args.scenario)
-    # Molecule names its instances <run id>-<scenario>-<platform> (.config/molecule/config.yml).
-    container = args.container or f"{os.environ.get('WEBSTACK_RUN_ID') or 'molecule'}-{args.scenario}-dockerhost"
-    env_playbook = ["ansible-playbook", "-i", inventory]
-    results: dict[str, dict] = {}
-    load_kwargs = {
+def load_settings(args: argparse.Namespace) -> dict:
+    """The load generator's settings from the command line."""
+    return {
         "url": args.url,
         "host": args.host,
         "concurrency": args.concurrency,
@@ -352,6 +348,15 @@ def suite(args: argparse.Namespace) -> int:
         "pause": args.pause,
         "retry_stale": not args.no_retry,
     }
+
+
+def suite(args: argparse.Namespace) -> int:
+    inventory = args.inventory or molecule_inventory(args.scenario)
+    # Molecule names its instances <run id>-<scenario>-<platform> (.config/molecule/config.yml).
+    container = args.container or f"{os.environ.get('WEBSTACK_RUN_ID') or 'molecule'}-{args.scenario}-dockerhost"
+    env_playbook = ["ansible-playbook", "-i", inventory]
+    results: dict[str, dict] = {}
+    load_kwargs = load_settings(args)
 
     start = live_state(container, args.app)
     versions = args.versions.split(",")
@@ -434,15 +439,7 @@ def restart(args: argparse.Namespace) -> int:
     """The Docker daemon of the molecule instance restarted under load: what nginx's clients see."""
     container = args.container or f"{os.environ.get('WEBSTACK_RUN_ID') or 'molecule'}-{args.scenario}-dockerhost"
     settings = engine_settings(container)
-    load = Load(
-        args.url,
-        args.host,
-        args.concurrency,
-        args.max_requests,
-        args.max_seconds,
-        args.pause,
-        retry_stale=not args.no_retry,
-    )
+    load = Load(**load_settings(args))
     result = load.during(restart_command(container, args.restarts, args.gap), warmup=args.warmup, settle=args.settle)
     summary = result.summary(None)
     print_report(f"systemctl restart docker x{args.restarts} on {container} ({settings})", summary)
@@ -461,15 +458,7 @@ def restart(args: argparse.Namespace) -> int:
 def load_command(args: argparse.Namespace) -> int:
     if not args.command:
         sys.exit("give the command to run under load after --")
-    load = Load(
-        args.url,
-        args.host,
-        args.concurrency,
-        args.max_requests,
-        args.max_seconds,
-        args.pause,
-        retry_stale=not args.no_retry,
-    )
+    load = Load(**load_settings(args))
     result = load.during(args.command, warmup=args.warmup, settle=args.settle)
     summary = result.summary(args.expect_version)
     print_report(" ".join(shlex.quote(c) for c in args.command), summary)
