@@ -54,20 +54,23 @@ def test_app_logs_reach_the_collector_with_their_fields(fleet):
     stored_path = f"/var/log/webstack/local/local-app1/{APP}/combined.log"
     for i in range(50):
         assert request(f"https://127.0.0.1:{fleet.port('local-app1', 443)}/api/items?n={i}")[0] == 200
+    # A stored line is the written one plus what the shipper adds (host, app, environment, ...);
+    # compared on the fields an investigation reads. Waited for until every written line is stored
+    # (a count alone would stop early when a line arrives twice).
+    fields = ["timestamp", "level", "message", "color", "version"]
     written: list[dict] = []
     stored: list[dict] = []
+    sent: list[str] = []
+    kept: list[str] = []
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         written = lines(fleet, "local-app1", written_path)
         stored = lines(fleet, "local-logs1", stored_path)
-        if written and len(stored) >= len(written):
+        sent = [json.dumps([line.get(k) for k in fields]) for line in written]
+        kept = [json.dumps([line.get(k) for k in fields]) for line in stored]
+        if written and set(sent) <= set(kept):
             break
         time.sleep(2)
-    # A stored line is the written one plus what the shipper adds (host, app, environment, ...);
-    # compared on the fields an investigation reads.
-    fields = ["timestamp", "level", "message", "color", "version"]
-    sent = [json.dumps([line.get(k) for k in fields]) for line in written]
-    kept = [json.dumps([line.get(k) for k in fields]) for line in stored]
     lost = len(set(sent) - set(kept))
     duplicated = len(kept) - len(set(kept))
     print(f"logs: written {len(written)}, stored {len(stored)}, lost {lost}, duplicated {duplicated}")
