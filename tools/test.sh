@@ -152,7 +152,10 @@ add() { # add <name> <class> <after: job it needs, ~job it only follows, or -> <
 }
 
 add_scenario() {
-  local s=$1 c=molecule dep=- h
+  # Scenarios come after the app images when those are queued (`all`): by
+  # then the end-to-end and boot stages, queued before them, take the first
+  # free slots instead of waiting for a scenario to end.
+  local s=$1 c=molecule dep=~app-images h
   [ -f "molecule/$s/molecule.yml" ] || {
     echo "test.sh: no scenario molecule/$s" >&2
     exit 2
