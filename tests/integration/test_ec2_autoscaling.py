@@ -434,6 +434,9 @@ def test_instances_read_the_artifact_they_boot_from(converged: dict, aws: Callab
     assert (manifest["collection_info"]["namespace"], manifest["collection_info"]["name"]) == ("webstack", "deploy")
     assert "roles/ec2_autoscaling/templates/user_data.sh.j2" in names
     assert "site.yml" in names
+    # The controller's CAs and caches (.pki/, inventories/<env>/.cache/, test caches) stay out of it:
+    # no private key ever travels to the bucket.
+    assert [n for n in names if n.endswith(".key") or "/.cache/" in f"/{n}" or n.startswith((".pki", ".pytest"))] == []
     # The second apply found the same artifact (times fixed when packed) and left it alone.
     uploads = [r for r in task(converged["apply_again"], "Upload the artifact to the boot bucket") if r.get("changed")]
     assert uploads == []
