@@ -205,15 +205,20 @@ def account(fleet, case: str, run: str, requests: int, stream: Stream) -> Figure
     return figures
 
 
-def check(figures: Figures, expected: int) -> None:
+def check(figures: Figures, expected: int, known_loss: str = "") -> None:
+    """Every line written is stored with its fields. ``known_loss``: a known defect that may lose
+    lines of this stream; a loss is then reported as that defect (xfail), after every other check."""
     assert figures.sent == expected, f"{figures.case}: the app wrote {figures.sent} lines for {expected} requests"
-    assert figures.lost == 0, f"{figures.case} [{figures.stream}]: {figures.lost} lines lost"
     assert not figures.mismatched, f"{figures.case}: stored fields differ from the written: {figures.mismatched[:3]}"
+    if figures.lost and known_loss:
+        pytest.xfail(f"{figures.case} [{figures.stream}]: {figures.lost} lines lost: {known_loss}")
+    assert figures.lost == 0, f"{figures.case} [{figures.stream}]: {figures.lost} lines lost"
 
 
-def write_and_count(fleet, case: str, count: int, rate: float, fault) -> str:
+def write_and_count(fleet, case: str, count: int, rate: float, fault, known_loss: dict | None = None) -> str:
     """Write ``count`` lines at ``rate`` through the app while ``fault(run)`` runs, then account for
-    both the winston file and the container output; returns the run."""
+    both the winston file and the container output; returns the run. ``known_loss``: stream name ->
+    the known defect that may lose lines there (see check)."""
     run = new_run(case)
     writer = Writer(fleet.port(SHIPPER, 443), run, count, rate)
     writer.start()
@@ -222,8 +227,9 @@ def write_and_count(fleet, case: str, count: int, rate: float, fault) -> str:
     finally:
         writer.finish()
     result = [account(fleet, case, run, count, stream) for stream in (COMBINED, CONTAINERS)]
-    for figures in result:
-        check(figures, count)
+    # The container output first: a known loss in the winston file ends the test as an xfail.
+    for figures in sorted(result, key=lambda f: f.stream in (known_loss or {})):
+        check(figures, count, (known_loss or {}).get(figures.stream, ""))
     return run
 
 
@@ -281,12 +287,12 @@ def test_shipper_killed_with_kill_9_mid_stream_then_started(fleet):
     assert pids["after"] and pids["after"] != pids["before"]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect: a rotation mid-stream on the fleet can lose the last lines of the renamed "
-    "winston file (2 of 1,200 in one run, 0 in others): imfile may stop reading the renamed file when "
-    "the app's new file appears, before it has read the renamed file to its end",
-)
+# Known defect: a rotation mid-stream on the fleet can lose the last lines of the renamed winston file
+# (2 of 1,200 in one run, 0 in others): imfile may stop reading the renamed file when the app's new
+# file appears, before it has read it to its end. Only that loss is an xfail; anything else fails.
+ROTATION_LOSS = "imfile may stop reading the renamed winston file before its end (known defect)"
+
+
 def test_rotation_mid_stream_with_the_roles_logrotate_config(fleet):
     rate, count = 40, 1200
     rotated = {}
@@ -297,7 +303,7 @@ def test_rotation_mid_stream_with_the_roles_logrotate_config(fleet):
         sh(fleet, SHIPPER, "logrotate --force /etc/logrotate.d/webstack-apps")
         rotated["seconds"] = time.monotonic() - started
 
-    run = write_and_count(fleet, "rotation", count, rate, rotate)
+    run = write_and_count(fleet, "rotation", count, rate, rotate, known_loss={COMBINED.name: ROTATION_LOSS})
     # The run's lines are in the renamed file and in the new one: the rotation was mid-stream.
     run_files = Counter(path for path, _ in grep_run(fleet, SHIPPER, COMBINED.written, run))
     print(f"LOGS rotation took {rotated['seconds']:.1f} s; the run's lines by file: {dict(run_files)}")
