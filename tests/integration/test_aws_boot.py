@@ -3,11 +3,11 @@ host container, ends with the host serving the version recorded for its colour.
 
 What is real: the user data is the ec2_autoscaling role's template rendered with the prod inventory;
 the instance is one moto started for the Auto Scaling group ``webstack-prod-blue`` (whose tags
-AppVersion/Colour/Role a release sets); the container installs Debian's ``ansible`` and
+AppVersion:<app>/Colour/Role a release sets); the container installs Debian's ``ansible`` and
 ``python3-boto3``, downloads the collection artifact (``ansible-galaxy collection build`` of this
 checkout) and the environment's extra values from moto's S3, and runs the collection's ``site.yml`` on
 itself with the prod inventory's group_vars from the artifact. Then nginx answers over TLS with
-the sample API of the instance's AppVersion.
+the sample API at the version of the instance's tag AppVersion:sample-api.
 
 What stands in for AWS: moto server (S3, EC2, Auto Scaling) on the Docker bridge, a small instance
 metadata service in this process that answers from moto's instance (IMDSv2 token, region, instance
@@ -50,7 +50,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PORTS = port_range(range(26100, 26200))
 NAME = "webstack-prod"
 BUCKET = f"webstack-prod-artifacts-{ACCOUNT}"
-VERSION = "v2"  # what the blue group's AppVersion tag records
+VERSION = "v2"  # what the blue group's tag AppVersion:sample-api records (the inventory default: v1)
 APP = "sample-api"  # the app the instance runs (the local platform's first)
 IMAGES = [f"webstack/sample-api:{VERSION}"]
 RUN = uuid.uuid4().hex[:6]
@@ -174,7 +174,7 @@ def boot_vars() -> dict:
     apps = [
         {
             **app,
-            "version": "{{ webstack_app_version }}",
+            "version": f"{{{{ webstack_app_versions['{APP}'] | default('v1') }}}}",
             "env": {"LOG_DIR": "/tmp"},
             "volumes": [],
             "smoke_tests": [{"path": "/api/version"}],
@@ -261,7 +261,7 @@ def instance(aws: Callable, moto: str, gateway: str, tmp_path_factory: pytest.Te
         },
     )
     subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
-    tags = {"Project": NAME, "Environment": "prod", "Colour": "blue", "AppVersion": VERSION, "Role": "app"}
+    tags = {"Project": NAME, "Environment": "prod", "Colour": "blue", f"AppVersion:{APP}": VERSION, "Role": "app"}
     autoscaling.create_auto_scaling_group(
         AutoScalingGroupName=f"{NAME}-blue",
         LaunchTemplate={"LaunchTemplateName": NAME, "Version": "$Latest"},
@@ -295,6 +295,8 @@ def instance(aws: Callable, moto: str, gateway: str, tmp_path_factory: pytest.Te
         "meta-data/placement/region": REGION,
         "meta-data/instance-id": found["InstanceId"],
         **{f"meta-data/tags/instance/{t['Key']}": t["Value"] for t in found.get("Tags", [])},
+        # The list of the instance's tag keys, one a line, as IMDS answers it.
+        "meta-data/tags/instance": "\n".join(t["Key"] for t in found.get("Tags", [])),
     }
     Metadata.values = values
     server = ThreadingHTTPServer((gateway, free_port_in(PORTS, gateway)), Metadata)
@@ -303,7 +305,7 @@ def instance(aws: Callable, moto: str, gateway: str, tmp_path_factory: pytest.Te
         yield {
             "user_data": stored,
             "imds": f"http://{gateway}:{server.server_address[1]}",
-            "tags": {k.rsplit("/", 1)[1]: v for k, v in values.items() if "/tags/" in k},
+            "tags": {k.rsplit("/", 1)[1]: v for k, v in values.items() if "/tags/instance/" in k},
             "build": build.stdout,
         }
     finally:
@@ -452,9 +454,10 @@ def booted(instance: dict, moto: str, host_image: str, tmp_path_factory: pytest.
 
 def test_user_data_comes_from_the_launch_template_and_pulls_the_collection(instance: dict):
     assert "ansible-galaxy collection install" in instance["user_data"]
-    assert "meta-data/tags/instance/AppVersion" in instance["user_data"]
+    assert "meta-data/tags/instance" in instance["user_data"]
+    assert "AppVersion:" in instance["user_data"]
     assert BUCKET in instance["user_data"]
-    assert instance["tags"]["AppVersion"] == VERSION  # propagated from the group by moto
+    assert instance["tags"][f"AppVersion:{APP}"] == VERSION  # propagated from the group by moto
     assert instance["tags"]["Role"] == "app"
 
 

@@ -316,7 +316,8 @@ def test_instance_role_and_launch_template(converged: dict, aws: Callable):
     import base64
 
     user_data = base64.b64decode(data["UserData"]).decode()
-    assert "meta-data/tags/instance/AppVersion" in user_data
+    assert "meta-data/tags/instance/${key}" in user_data  # each app's version: the tags AppVersion:<app>
+    assert "AppVersion:" in user_data
     assert "mem_used_percent" in user_data
 
 

@@ -73,6 +73,22 @@ def group(aws: Callable, colour: str) -> dict:
     return found
 
 
+def versions(found: dict) -> dict[str, str]:
+    """{app: version} of a group's (or an instance's) tags AppVersion:<app>."""
+    return {k.removeprefix("AppVersion:"): v for k, v in found["TagMap"].items() if k.startswith("AppVersion:")}
+
+
+def unsafe(value):
+    """A value of ansible-inventory's JSON without its unsafe markers ({"__ansible_unsafe": ...})."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return value["__ansible_unsafe"]
+        return {unsafe(k): unsafe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unsafe(v) for v in value]
+    return value
+
+
 def drain_actions(aws: Callable, colour: str) -> list[dict]:
     return aws("autoscaling").describe_scheduled_actions(AutoScalingGroupName=f"{NAME}-{colour}")[
         "ScheduledUpdateGroupActions"
@@ -81,14 +97,19 @@ def drain_actions(aws: Callable, colour: str) -> list[dict]:
 
 def test_release_swaps_the_listener_to_the_idle_colour(aws_server: str, aws: Callable, base_vars: dict, platform: dict):
     assert forwarding_to(aws, platform["https_listener_arn"]) == platform["target_group_arns"]["blue"]
-    run = run_playbook(aws_server, "release_aws", "staging", {**base_vars, **FAST, "release_aws_version": "2.0.0"})
+    run = run_playbook(
+        aws_server,
+        "release_aws",
+        "staging",
+        {**base_vars, **FAST, "release_aws_app": "sample-api", "release_aws_version": "2.0.0"},
+    )
     assert run.rc == 0, run.failures or run.output[-3000:]
     swap = task(run, "Swap the HTTPS listener to the new colour")[0]
     print(f"release: swap {swap['elapsed']:.2f} s (module), playbook {run.seconds:.1f} s")
 
     assert forwarding_to(aws, platform["https_listener_arn"]) == platform["target_group_arns"]["green"]
     green = group(aws, "green")
-    assert green["TagMap"]["AppVersion"] == "2.0.0"
+    assert versions(green) == {"sample-api": "2.0.0"}  # orders: never released, the inventory's version
     assert (green["MinSize"], green["DesiredCapacity"]) == (1, 1)  # staging: one instance
     assert [i["LifecycleState"] for i in green["Instances"]] == ["InService"]
     health = aws("elbv2").describe_target_health(TargetGroupArn=platform["target_group_arns"]["green"])
@@ -99,7 +120,8 @@ def test_release_swaps_the_listener_to_the_idle_colour(aws_server: str, aws: Cal
     assert recorded["active_colour"] == "green"
     assert recorded["previous_colour"] == "blue"
     assert recorded["previous_target_group_arns"] == [platform["target_group_arns"]["blue"]]
-    assert recorded["version"] == "2.0.0"
+    assert (recorded["app"], recorded["version"], recorded["previous_version"]) == ("sample-api", "2.0.0", "")
+    assert (recorded["versions"], recorded["previous_versions"]) == ({"sample-api": "2.0.0"}, {})
 
     # The old colour keeps its instance for the termination-wait window, then a scheduled action empties it.
     blue = group(aws, "blue")
@@ -124,11 +146,9 @@ def test_inventory_finds_the_instances_of_both_colours(aws_server: str, platform
     inventory = json.loads(out)
     assert len(inventory["colour_green"]["hosts"]) == 1
     assert len(inventory["colour_blue"]["hosts"]) == 1
-    assert inventory["version_2_0_0"]["hosts"] == inventory["colour_green"]["hosts"]
+    assert inventory["version_sample_api_2_0_0"]["hosts"] == inventory["colour_green"]["hosts"]
     green_host = inventory["colour_green"]["hosts"][0]
-    version = inventory["_meta"]["hostvars"][green_host]["webstack_app_version"]
-    # ansible-inventory marks composed values as unsafe in its JSON: {"__ansible_unsafe": "2.0.0"}
-    assert version == "2.0.0" or version == {"__ansible_unsafe": "2.0.0"}, version
+    assert unsafe(inventory["_meta"]["hostvars"][green_host]["webstack_app_versions"]) == {"sample-api": "2.0.0"}
     assert "localhost" in inventory["aws_control"]["hosts"]
 
 
@@ -169,7 +189,12 @@ def test_release_stopped_by_a_firing_alarm(aws_server: str, aws: Callable, base_
     alarm = f"{NAME}-alb-5xx-rate"
     cw.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="test: 5xx rate above 1 %")
     try:
-        run = run_playbook(aws_server, "release_aws", "staging", {**base_vars, **FAST, "release_aws_version": "3.0.0"})
+        run = run_playbook(
+            aws_server,
+            "release_aws",
+            "staging",
+            {**base_vars, **FAST, "release_aws_app": "sample-api", "release_aws_version": "3.0.0"},
+        )
     finally:
         cw.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="test: back to normal")
     assert run.rc != 0
@@ -210,7 +235,7 @@ def test_deploy_and_rollback_playbooks_use_the_release_role_on_an_auto_scaling_f
     run = run_playbook(aws_server, "deploy", "staging", {**fleet, "app": "sample-api", "version": "4.0.0"})
     assert run.rc == 0, run.failures or run.output[-3000:]
     assert forwarding_to(aws, platform["https_listener_arn"]) == platform["target_group_arns"]["green"]
-    assert group(aws, "green")["TagMap"]["AppVersion"] == "4.0.0"
+    assert versions(group(aws, "green")) == {"sample-api": "4.0.0"}
     released = state(aws)
     assert (released["version"], released["listener_arn"]) == ("4.0.0", platform["https_listener_arn"])
 
