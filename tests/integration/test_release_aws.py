@@ -256,3 +256,107 @@ def test_deploy_and_rollback_playbooks_use_the_release_role_on_an_auto_scaling_f
         f"playbook {run.seconds:.1f} s"
     )
     assert seen["seconds"] is not None
+
+
+def colour_versions(aws: Callable, colour: str) -> list[dict[str, str]]:
+    """{app: version} of each instance of the colour's group, from the instance's own tags (what it reads at boot)."""
+    ids = [i["InstanceId"] for i in group(aws, colour)["Instances"]]
+    found = (
+        [i for r in aws("ec2").describe_instances(InstanceIds=ids)["Reservations"] for i in r["Instances"]]
+        if ids
+        else []
+    )
+    return [versions({"TagMap": {t["Key"]: t["Value"] for t in i.get("Tags", [])}}) for i in found]
+
+
+def test_several_apps_are_released_and_rolled_back_independently(
+    aws_server: str, aws: Callable, base_vars: dict, platform: dict
+):
+    """orders 5.0.0, sample-api 6.0.0, orders 7.0.0, then a rollback of orders: orders is back at 5.0.0 while
+    sample-api keeps 6.0.0; a rollback of sample-api (not what moved) and unknown apps stop before any change;
+    the AWS converge after it all changes nothing."""
+    fleet = {**base_vars, **FAST, "webstack_release_kind": "asg"}
+    listener, tgs = platform["https_listener_arn"], platform["target_group_arns"]
+    assert forwarding_to(aws, listener) == tgs["blue"]  # where the previous case left it; blue has no version tags
+    steps = [("orders", "5.0.0", "green"), ("sample-api", "6.0.0", "blue"), ("orders", "7.0.0", "green")]
+    for app, version, colour in steps:
+        run = run_playbook(aws_server, "deploy", "staging", {**fleet, "app": app, "version": version})
+        assert run.rc == 0, run.failures or run.output[-3000:]
+        print(f"deploy.yml {app} {version}: playbook {run.seconds:.1f} s")
+        assert forwarding_to(aws, listener) == tgs[colour]
+    # The live colour: orders at its new version, sample-api at its live one; the previous colour warm.
+    assert versions(group(aws, "green")) == {"orders": "7.0.0", "sample-api": "6.0.0"}
+    assert colour_versions(aws, "green") == [{"orders": "7.0.0", "sample-api": "6.0.0"}]
+    assert colour_versions(aws, "blue") == [{"orders": "5.0.0", "sample-api": "6.0.0"}]
+    released = state(aws)
+    assert (released["app"], released["version"], released["previous_version"]) == ("orders", "7.0.0", "5.0.0")
+    assert released["versions"] == {"orders": "7.0.0", "sample-api": "6.0.0"}
+    assert released["previous_versions"] == {"orders": "5.0.0", "sample-api": "6.0.0"}
+
+    # Unknown apps, and a release with no app named on a platform of two, stop before any change naming `app`.
+    for bad in ({"app": "billing", "version": "1.0.0"}, {"version": "1.0.0"}):
+        run = run_playbook(aws_server, "deploy", "staging", {**fleet, **bad})
+        assert run.rc != 0
+        assert run.changed == 0
+        assert any("-e app=<one of sample-api, orders>" in f for f in run.failures), run.failures
+    run = run_playbook(aws_server, "rollback", "staging", {**fleet, "app": "billing"})
+    assert run.rc != 0
+    assert run.changed == 0
+    assert any("app (release_aws_app): billing is not an app of this platform" in f for f in run.failures), run.failures
+    assert state(aws) == released
+
+    watcher, seen = listener_moves(aws, listener, tgs["blue"])
+    run = run_playbook(aws_server, "rollback", "staging", {**fleet, "app": "orders"})
+    watcher.join(timeout=10)
+    assert run.rc == 0, run.failures or run.output[-3000:]
+    print(
+        f"rollback of orders (warm, moto): listener on the previous group {seen['seconds']} s after the playbook "
+        f"started, playbook {run.seconds:.1f} s"
+    )
+    assert seen["seconds"] is not None
+    assert forwarding_to(aws, listener) == tgs["blue"]
+    assert colour_versions(aws, "blue") == [{"orders": "5.0.0", "sample-api": "6.0.0"}]
+    recorded = state(aws)
+    assert (recorded["event"], recorded["app"], recorded["version"], recorded["previous_version"]) == (
+        "rollback",
+        "orders",
+        "5.0.0",
+        "7.0.0",
+    )
+    assert recorded["versions"] == {"orders": "5.0.0", "sample-api": "6.0.0"}
+
+    # sample-api did not move in the last release: rolling it back would move orders; refused, nothing changed.
+    run = run_playbook(aws_server, "rollback", "staging", {**fleet, "app": "sample-api"})
+    assert run.rc != 0
+    assert run.changed == 0
+    assert any("differs from the live one in orders, not in sample-api alone" in f for f in run.failures), run.failures
+    assert forwarding_to(aws, listener) == tgs["blue"]
+
+    # The inventory (what site.yml and the instances' boot read) gives each colour's versions.
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), AWS_URL=aws_server)
+    inventory = json.loads(
+        subprocess.run(
+            [str(Path(sys.executable).parent / "ansible-inventory"), "-i", "inventories/staging", "--list"],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+    )
+    hostvars = inventory["_meta"]["hostvars"]
+    (blue_host,) = inventory["colour_blue"]["hosts"]
+    assert unsafe(hostvars[blue_host]["webstack_app_versions"]) == {"orders": "5.0.0", "sample-api": "6.0.0"}
+    assert blue_host in inventory["version_orders_5_0_0"]["hosts"]
+
+    # The AWS converge after the releases keeps every version and the live colour: nothing changes.
+    tags_before = {c: group(aws, c)["TagMap"] for c in ("blue", "green")}
+    run = run_playbook(aws_server, "provision_aws", "staging", base_vars)
+    assert run.rc == 0, run.failures or run.output[-3000:]
+    changed = [name for name, results in run.tasks.items() for r in results if r.get("changed")]
+    assert run.changed == 0, changed
+    print(f"provision_aws after the releases: changed={run.changed}, {run.seconds:.1f} s")
+    assert {c: group(aws, c)["TagMap"] for c in ("blue", "green")} == tags_before
+    assert forwarding_to(aws, listener) == tgs["blue"]
+    assert state(aws) == recorded
