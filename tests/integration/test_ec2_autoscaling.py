@@ -34,12 +34,22 @@ ACCOUNT = "210987654321"
 
 def port_range(default: range) -> range:
     """Ports of the servers the AWS tests start: ``default``, or WEBSTACK_TEST_AWS_PORTS (``first-last``)
-    so that two runs on one machine keep to ranges of their own."""
+    so that two runs on one machine keep to ranges of their own. Under pytest-xdist each worker takes its
+    own slice of the range: two workers never pick the same free port at the same time."""
     given = os.environ.get("WEBSTACK_TEST_AWS_PORTS", "")
-    if not given:
-        return default
-    first, _, last = given.partition("-")
-    return range(int(first), int(last) + 1)
+    ports = default
+    if given:
+        first, _, last = given.partition("-")
+        ports = range(int(first), int(last) + 1)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if worker.startswith("gw") and count > 1:
+        size = len(ports) // count
+        index = int(worker[2:]) % count
+        if size == 0:
+            raise RuntimeError(f"port range {ports.start}-{ports.stop - 1} is too small for {count} xdist workers")
+        return ports[index * size : (index + 1) * size]
+    return ports
 
 
 # Ports of the servers these tests start (moto): this range only, so runs of
@@ -65,8 +75,10 @@ def task(run: Run, name: str) -> list[dict]:
 
 
 def moto_with_managed_policies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Run a moto server with AWS managed IAM policies loaded; yield its URL (fixture body, shared)."""
-    port = free_port_in(PORTS)
+    """Run a moto server with AWS managed IAM policies loaded; yield its URL (fixture body, shared).
+
+    A port another process took between the check and moto's bind would let this fixture talk to that
+    process's server: the server must still run a moment after the port answered, else another port is tried."""
     log = tmp_path_factory.mktemp("moto-ec2asg") / "moto.log"
     with pytest.MonkeyPatch.context() as mp:
         for key, value in {**FAKE_CREDENTIALS, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}.items():
@@ -74,16 +86,29 @@ def moto_with_managed_policies(tmp_path_factory: pytest.TempPathFactory) -> Iter
         for key in UNSET:
             mp.delenv(key, raising=False)
         env = dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true", MOTO_ACCOUNT_ID=ACCOUNT)
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        url = f"http://127.0.0.1:{port}"
+        for _attempt in range(5):
+            port = free_port_in(PORTS)
+            with log.open("ab") as out:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
+            url = f"http://127.0.0.1:{port}"
+            try:
+                wait_http(f"{url}/moto-api/", proc, log)
+            except pytest.fail.Exception:
+                if "Address already in use" in log.read_text():
+                    continue  # exited: the port was taken in between
+                raise
+            try:
+                proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                break  # still running: the server that answered is this one
+        else:
+            pytest.fail(f"moto never kept a port of {PORTS.start}-{PORTS.stop - 1}:\n{log.read_text()[-3000:]}")
         try:
-            wait_http(f"{url}/moto-api/", proc, log)
             yield url
         finally:
             stop(proc)
