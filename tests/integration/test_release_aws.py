@@ -2,7 +2,9 @@
 
 The platform is provisioned once (playbooks/provision_aws.yml); the tests then run in order, each
 starting from the state the previous one left, as releases do: release 2.0.0 to green, roll back to
-blue, a rollback refused because green's targets are not healthy, a release stopped by an alarm.
+blue, a rollback refused because green's targets are not healthy, a release stopped by an alarm,
+deploy.yml and rollback.yml on the fleet, then the two apps of the staging platform released and rolled
+back independently (each colour's versions are its tags AppVersion:<app>) and the AWS converge after it.
 
 moto reports every registered target healthy at once and never evaluates alarms, so unhealthy
 targets are made by stopping instances (moto then reports them ``unused``) and a firing alarm by
