@@ -572,6 +572,8 @@ def fleet(args: argparse.Namespace) -> int:
             f"{total['failed']} of {total['sent']} requests failed ({strict}); load average "
             f"{load_before[0]:.2f} before, {load_after[0]:.2f} after"
         )
+        if args.log:
+            Path(f"{args.log}.{mode}").write_text(loads[0].result.action_output)
         if total["action_rc"] != 0:
             print(loads[0].result.action_output[-3000:], file=sys.stderr)
         ok = ok and total["failed"] == 0 and total["action_rc"] == 0 and total["every_host_seconds"] is not None
@@ -641,6 +643,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--path-prefix", default="", help="where nginx serves the app (orders: /orders)")
     f.add_argument("--versions", default="v1,v2", help="two good versions to go between")
     f.add_argument("--modes", default="retry,strict", help="runs, in order: retry (clients retry once), strict")
+    f.add_argument("--log", help="write each run's playbook output to <log>.<mode>")
     f.add_argument("--warmup", type=float, default=2.0)
     f.add_argument("--settle", type=float, default=3.0)
 
