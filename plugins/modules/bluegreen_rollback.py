@@ -83,7 +83,7 @@ apps:
   type: dict
   returned: always
 confirmed:
-  description: The JSON file of O(confirm) (empty without O(confirm), or when the file is missing).
+  description: The JSON file of O(confirm), once confirmed (empty without O(confirm)).
   type: dict
   returned: always
 """
@@ -132,15 +132,11 @@ def check_confirm(module: AnsibleModule, confirm: dict) -> dict:
     if not problem and (found is None or found == ""):
         problem = f"{path} names no {what} ({field})"
     if problem:
-        module.fail_json(
-            msg=f"{name}: nothing to confirm against on this host: {problem}. Nothing was changed.",
-            confirmed=document if isinstance(document, dict) else {},
-        )
+        module.fail_json(msg=f"{name}: nothing to confirm against on this host: {problem}. Nothing was changed.")
     if str(found) != str(confirm["value"]):
         module.fail_json(
             msg=f"{name} must equal the {what} ({field} in {path}): expected {found}, found {confirm['value']}. "
-            "Nothing was changed.",
-            confirmed=document,
+            "Nothing was changed."
         )
     return document if isinstance(document, dict) else {}
 

@@ -207,7 +207,7 @@ def test_rollback_with_a_confirmation_that_does_not_match_changes_nothing(tmp_pa
     }
     rc, out = run(bluegreen_rollback, args, capsys)
     assert rc == 1 and out["failed"] and error in out["msg"], out
-    assert "Nothing was changed" in out["msg"]
+    assert "Nothing was changed" in out["msg"] and "confirmed" not in out
     assert not (tmp_path / "live" / "api").exists()
     assert (tmp_path / "state" / "api.json").read_text() == before
     # The matching label: the switch goes ahead and the file comes back for what follows.
