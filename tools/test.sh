@@ -298,6 +298,13 @@ if [ "${#failed[@]}" -gt 0 ]; then
     printf '\n######## FAILED: %s - log %s (last 40 lines)\n' "$j" "$LOGS/$j.log"
     tail -n 40 "$LOGS/$j.log"
   done
+  # What failed, last: a CI page that keeps only the end of the output
+  # still names the task or test (Ansible's fatal/failed lines and the
+  # message after them, pytest's failure summary).
+  for j in "${failed[@]}"; do
+    printf '\n######## FAILURES IN: %s\n' "$j"
+    grep -n -E -A12 '^(fatal|failed): \[|^FAILED |^ERROR |^E  ' "$LOGS/$j.log" | cut -c1-400 | tail -n 80 || true
+  done
   echo "test.sh: FAILED: ${failed[*]}" >&2
   exit 1
 fi
