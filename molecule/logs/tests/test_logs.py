@@ -96,8 +96,9 @@ def account(case: str, run: str, stream: str = "combined") -> dict:
     """sent / stored / lost / duplicated / field mismatches of one run, printed."""
     sent = records(SHIPPER, f"{APP_DIR}/{stream}.log*", run)
     assert sent, f"{case}: the writer wrote nothing to {APP_DIR}/{stream}.log"
-    stored = settle(run, stream, len(sent))
+    # A line handed over after a rotation is in the renamed file and in the new one: one line sent.
     by_seq = {r["seq"]: r for r in sent}
+    stored = settle(run, stream, len(by_seq))
     stored_seqs = [r["seq"] for r in stored]
     mismatched = []
     for record in stored:
@@ -108,7 +109,7 @@ def account(case: str, run: str, stream: str = "combined") -> dict:
         if got != want:
             mismatched.append((want, got))
     figures = {
-        "sent": len(sent),
+        "sent": len(by_seq),
         "stored": len(stored),
         "lost": len(set(by_seq) - set(stored_seqs)),
         "duplicated": len(stored_seqs) - len(set(stored_seqs)),
