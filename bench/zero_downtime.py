@@ -12,6 +12,10 @@ response comes from that version.
       --expect-version v2 -- ansible-playbook playbooks/deploy.yml -e app=sample-api -e version=v2
   zero_downtime.py suite            # release, rollback and compose baseline on the
                                     # molecule bluegreen instance (see bench/README.md)
+  zero_downtime.py fleet --app sample-api
+                                    # rollback.yml -e app=sample-api on the local fleet
+                                    # ($WEBSTACK_FLEET_PREFIX/_PORT_OFFSET), load on every
+                                    # app host, with client retries and strict
   zero_downtime.py restart --no-retry --restarts 3
                                     # `systemctl restart docker` on that instance, 3 times
 
@@ -95,8 +99,18 @@ class Result:
             "action_rc": self.action_rc,
         }
         if expect_version and self.action_start is not None:
+            out["first_seconds"] = self.first_seconds(expect_version)
             out["switch_seconds"] = self.switch_seconds(expect_version)
         return out
+
+    def first_seconds(self, version: str) -> float | None:
+        """From the action's start until the first answer from `version` (to the end of that answer)."""
+        ends = [
+            s.started + s.latency
+            for s in self.samples
+            if s.started >= self.action_start and s.status is not None and s.version == version
+        ]
+        return round(min(ends) - self.action_start, 2) if ends else None
 
     def switch_seconds(self, version: str) -> float | None:
         """From the action's start until every later answer came from `version`."""
@@ -189,6 +203,7 @@ class Worker(threading.Thread):
         n = 0
         while not self.load.should_stop():
             method, path = CYCLE[(n + self.index) % len(CYCLE)]
+            path = self.load.prefix + path
             n += 1
             body = json.dumps({"name": f"bench {self.index}-{n}"}).encode() if method == "POST" else None
             started = time.monotonic()
@@ -245,8 +260,11 @@ class Load:
         pause: float = 0.0,
         cafile: str | None = None,
         retry_stale: bool = True,
+        prefix: str = "",
     ) -> None:
         self.url = urlsplit(url)
+        # Where nginx serves the app (e.g. /orders): put before every path of the cycle.
+        self.prefix = prefix.rstrip("/")
         self.host = host or (self.url.hostname or "")
         self.concurrency = concurrency
         self.max_requests = max_requests
@@ -455,6 +473,115 @@ def restart(args: argparse.Namespace) -> int:
     return 0 if summary["failed"] == 0 and result.action_rc == 0 else 1
 
 
+# --- rollback.yml on the local fleet -------------------------------------------------------
+
+# HTTPS ports the local inventory publishes for the app hosts, before the fleet's port offset
+# (inventories/local/hosts.yml).
+FLEET_HTTPS_PORTS = {"local-app1": 8443, "local-app2": 9443}
+
+
+def during_all(loads: list[Load], command: list[str], env: dict, warmup: float, settle: float) -> None:
+    """Run `command` once while every load of `loads` runs (one per host); each result gets its times."""
+    for load in loads:
+        load.__enter__()
+    try:
+        time.sleep(warmup)
+        start = time.monotonic()
+        proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
+        end = time.monotonic()
+        time.sleep(settle)
+    finally:
+        for load in loads:
+            load.__exit__(None, None, None)
+    for load in loads:
+        load.result.action_start, load.result.action_end = start, end
+        load.result.action_rc, load.result.action_output = proc.returncode, proc.stdout + proc.stderr
+
+
+def fleet(args: argparse.Namespace) -> int:
+    """rollback.yml -e app=<app> on the local fleet, as operators run it, under load on every app host."""
+    prefix = args.prefix if args.prefix is not None else os.environ.get("WEBSTACK_FLEET_PREFIX", "")
+    offset = args.offset if args.offset is not None else int(os.environ.get("WEBSTACK_FLEET_PORT_OFFSET") or 0)
+    env = dict(
+        os.environ,
+        WEBSTACK_FLEET_PREFIX=prefix,
+        WEBSTACK_FLEET_PORT_OFFSET=str(offset),
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+    )
+    hosts = args.hosts.split(",")
+    playbook = ["ansible-playbook", "-i", args.inventory]
+    versions = args.versions.split(",")
+    results: dict[str, dict] = {}
+    ok = True
+    for mode in args.modes.split(","):
+        states = {h: live_state(prefix + h, args.app) for h in hosts}
+        warm = all(s.get("event") == "release" and s.get("previous") for s in states.values())
+        if not warm or len({s["version"] for s in states.values()}) != 1:
+            # A release first (not under load), so the rollback has a warm previous colour to go back to.
+            live = states[hosts[0]]["version"]
+            release_to = versions[1] if live == versions[0] else versions[0]
+            print(f"release {args.app} {release_to} first (live: {live}), not measured")
+            proc = subprocess.run(
+                [*playbook, "playbooks/deploy.yml", "-e", f"app={args.app}", "-e", f"version={release_to}"],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                env=env,
+            )
+            if proc.returncode != 0:
+                sys.exit(f"deploy.yml failed (rc {proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")
+            states = {h: live_state(prefix + h, args.app) for h in hosts}
+        back_to = states[hosts[0]]["previous"]["version"]
+        from_version = states[hosts[0]]["version"]
+        settings = {**load_settings(args), "retry_stale": mode != "strict", "prefix": args.path_prefix}
+        loads = []
+        for host in hosts:
+            settings["url"] = f"https://127.0.0.1:{FLEET_HTTPS_PORTS[host] + offset}"
+            loads.append(Load(**settings))
+        load_before = os.getloadavg()
+        during_all(
+            loads,
+            [*playbook, "playbooks/rollback.yml", "-e", f"app={args.app}"],
+            env,
+            args.warmup,
+            args.settle,
+        )
+        load_after = os.getloadavg()
+        per_host = {host: load.result.summary(back_to) for host, load in zip(hosts, loads, strict=True)}
+        for host, summary in per_host.items():
+            print_report(f"{mode}: rollback.yml -e app={args.app}, {from_version} -> {back_to}, {host}", summary)
+        firsts = [s["first_seconds"] for s in per_host.values()]
+        switches = [s["switch_seconds"] for s in per_host.values()]
+        total = {
+            "sent": sum(s["sent"] for s in per_host.values()),
+            "failed": sum(s["failed"] for s in per_host.values()),
+            "keepalive_retries": sum(s["keepalive_retries"] for s in per_host.values()),
+            "first_seconds_max": None if None in firsts else max(firsts),
+            "every_host_seconds": None if None in switches else max(switches),
+            "action_seconds": per_host[hosts[0]]["action_seconds"],
+            "action_rc": per_host[hosts[0]]["action_rc"],
+            "load_average": [round(x, 2) for x in (*load_before, *load_after)],
+        }
+        results[mode] = {"hosts": per_host, "all": total}
+        strict = "strict: no client retry" if mode == "strict" else "a request on a closed connection sent again"
+        print(
+            f"\nROLLBACK ({mode}) {args.app} {from_version} -> {back_to} on {', '.join(hosts)}: first answer from "
+            f"{back_to} {total['first_seconds_max']} s, every answer from {back_to} {total['every_host_seconds']} s "
+            f"after the playbook started (slowest host); playbook {total['action_seconds']} s "
+            f"(rc {total['action_rc']}); "
+            f"{total['failed']} of {total['sent']} requests failed ({strict}); load average "
+            f"{load_before[0]:.2f} before, {load_after[0]:.2f} after"
+        )
+        if args.log:
+            Path(f"{args.log}.{mode}").write_text(loads[0].result.action_output)
+        if total["action_rc"] != 0:
+            print(loads[0].result.action_output[-3000:], file=sys.stderr)
+        ok = ok and total["failed"] == 0 and total["action_rc"] == 0 and total["every_host_seconds"] is not None
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0 if ok else 1
+
+
 def load_command(args: argparse.Namespace) -> int:
     if not args.command:
         sys.exit("give the command to run under load after --")
@@ -506,6 +633,20 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--warmup", type=float, default=2.0)
     r.add_argument("--settle", type=float, default=3.0)
 
+    f = sub.add_parser("fleet", help="rollback.yml -e app=<app> on the local fleet, under load on every app host")
+    common(f)
+    f.add_argument("--inventory", default="inventories/local")
+    f.add_argument("--prefix", help="the fleet's container prefix (default $WEBSTACK_FLEET_PREFIX)")
+    f.add_argument("--offset", type=int, help="the fleet's port offset (default $WEBSTACK_FLEET_PORT_OFFSET)")
+    f.add_argument("--hosts", default="local-app1,local-app2", help="app hosts, each loaded through its own nginx")
+    f.add_argument("--app", default="sample-api")
+    f.add_argument("--path-prefix", default="", help="where nginx serves the app (orders: /orders)")
+    f.add_argument("--versions", default="v1,v2", help="two good versions to go between")
+    f.add_argument("--modes", default="retry,strict", help="runs, in order: retry (clients retry once), strict")
+    f.add_argument("--log", help="write each run's playbook output to <log>.<mode>")
+    f.add_argument("--warmup", type=float, default=2.0)
+    f.add_argument("--settle", type=float, default=3.0)
+
     load = sub.add_parser("load", help="run one command under load")
     common(load)
     load.add_argument("--expect-version", help="version every answer should come from once the command ran")
@@ -516,7 +657,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.mode == "load" and args.command and args.command[0] == "--":
         args.command = args.command[1:]
-    return {"suite": suite, "restart": restart, "load": load_command}[args.mode](args)
+    return {"suite": suite, "restart": restart, "fleet": fleet, "load": load_command}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -110,6 +110,43 @@ def bluegreen_apps(apps: list[Mapping[str, Any]], defaults: Mapping[str, Any] | 
     return out
 
 
+def bluegreen_rollback_apps(
+    apps: list[Mapping[str, Any]], rollback_app: str = "", defaults: Mapping[str, Any] | None = None
+) -> list[dict]:
+    """What the rollback's switch needs of the apps it moves back - name, colour_ports, health_path - and
+    nothing else: the rest of each app (its ``env`` above all) is not even read, so the switch does not wait
+    for it. ``rollback_app``: an app, ``all``, or empty (the only app). Errors name bluegreen_rollback_app."""
+    names = [a.get("name") if isinstance(a, Mapping) else None for a in apps or []]
+    if rollback_app == "all":
+        wanted = names
+    elif rollback_app:
+        wanted = [rollback_app]
+    else:
+        wanted = names if len(names) == 1 else []
+    if not wanted or any(n not in names for n in wanted) or None in wanted:
+        several = " (several apps: name one)" if not rollback_app and len(names) > 1 else ""
+        raise AnsibleFilterError(
+            f"bluegreen: expected bluegreen_rollback_app (app) as one of {', '.join(str(n) for n in names)} or 'all'; "
+            f"found '{rollback_app}'{several}."
+        )
+    out = []
+    for app in apps:
+        if app.get("name") not in wanted:
+            continue
+        ports = app.get("colour_ports")
+        if not isinstance(ports, Mapping) or sorted(ports) != list(bg.COLOURS):
+            where = f"bluegreen: app {app.get('name')}"
+            raise AnsibleFilterError(f"{where}: colour_ports must be {{blue: <port>, green: <port>}}, found {ports!r}")
+        out.append(
+            {
+                "name": app["name"],
+                "colour_ports": {c: int(ports[c]) for c in bg.COLOURS},
+                "health_path": app.get("health_path") or (defaults or {}).get("health_path") or "/health",
+            }
+        )
+    return out
+
+
 def bluegreen_env(apps: list[Mapping[str, Any]], name: str, extra: Mapping[str, Any] | None = None) -> dict:
     """The environment of a colour of app ``name`` of ``apps`` (the platform's list, as given), with ``extra``
     (the colour and port variables; an empty name is left out). Use it only where nothing is printed."""
@@ -172,6 +209,7 @@ class FilterModule:
         return {
             "upstream_name": upstream_name,
             "bluegreen_apps": bluegreen_apps,
+            "bluegreen_rollback_apps": bluegreen_rollback_apps,
             "bluegreen_plan": bluegreen_plan,
             "release_record": release_record,
             "bluegreen_env": bluegreen_env,

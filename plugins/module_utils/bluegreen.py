@@ -137,7 +137,12 @@ def plan(
     release_version: str = "",
     nginx: bool = True,
 ) -> list[dict[str, Any]]:
-    """``plan_app`` for every app; ``release_app``/``release_version`` name the one app a release moves."""
+    """``plan_app`` for every app; ``release_app``/``release_version`` name the one app a release moves.
+
+    A release moves that app only: every other app is left exactly as it is, even one a converge would
+    release or repair (no release recorded yet, its container stopped or its settings changed) - that is
+    site.yml's work, and its line says so (``left_alone``: what a converge would do).
+    """
     names = [a["name"] for a in apps]
     if release_app and release_app not in names:
         raise ValueError(f"app: expected one of {', '.join(names) or 'no apps'}, found {release_app!r}")
@@ -146,7 +151,12 @@ def plan(
     out = []
     for app in apps:
         release = {"version": release_version} if app["name"] == release_app else None
-        out.append(plan_app(app, statuses.get(app["name"]) or {}, release, nginx))
+        line = plan_app(app, statuses.get(app["name"]) or {}, release, nginx)
+        line["left_alone"] = ""
+        if release_app and app["name"] != release_app and line["needs_release"]:
+            line["left_alone"] = line["reason"]
+            line["needs_release"], line["reason"] = False, ""
+        out.append(line)
     return out
 
 

@@ -16,6 +16,9 @@ description:
   - Everything a rollback needs happens in this one task, so traffic is back as soon as Ansible reaches the host.
   - An app whose previous colour does not answer is left as it is and reported with C(needs_start); the
     webstack.deploy.bluegreen role then starts it from the recorded image, gates it and switches.
+  - With O(confirm), a confirmation the operator typed is checked against a JSON file on the host first (for
+    playbooks/rollback.yml, restore_confirm against the backup label of the release record); when it does not
+    match, the task fails before anything changes, and the file is returned either way as RV(confirmed).
 options:
   apps:
     description: Apps to roll back - C(name), C(colour_ports) (C(blue), C(green)) and C(health_path).
@@ -42,6 +45,14 @@ options:
     description: Who rolls back (recorded).
     type: str
     default: ""
+  confirm:
+    description:
+      - A confirmation to check before any change - C(path) of a JSON file on the host, C(field) in it (dotted,
+        for example C(backup.label)), the C(value) it must equal, the C(name) the operator gave it (named in the
+        error) and C(what) the field is (for the error).
+      - Empty - nothing to check.
+    type: dict
+    default: {}
 attributes:
   check_mode:
     support: full
@@ -71,6 +82,10 @@ apps:
     C(switched_after) (seconds from the module's start).
   type: dict
   returned: always
+confirmed:
+  description: The JSON file of O(confirm), once confirmed (empty without O(confirm)).
+  type: dict
+  returned: always
 """
 
 import json
@@ -93,6 +108,39 @@ def stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def check_confirm(module: AnsibleModule, confirm: dict) -> dict:
+    """The file of ``confirm``, after checking that its field equals the value; fails before any change."""
+    if not confirm:
+        return {}
+    missing = [k for k in ("path", "field", "value", "name") if not str(confirm.get(k) or "")]
+    if missing:
+        module.fail_json(msg=f"confirm: expected path, field, value and name, found no {', '.join(missing)}")
+    path, field, name = confirm["path"], confirm["field"], confirm["name"]
+    what = confirm.get("what") or field
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except FileNotFoundError:
+        document, problem = {}, f"{path} is missing"
+    except ValueError as err:
+        document, problem = {}, f"{path} is not JSON ({err})"
+    else:
+        problem = ""
+    found: object = document
+    for key in field.split("."):
+        found = found.get(key) if isinstance(found, dict) else None
+    if not problem and (found is None or found == ""):
+        problem = f"{path} names no {what} ({field})"
+    if problem:
+        module.fail_json(msg=f"{name}: nothing to confirm against on this host: {problem}. Nothing was changed.")
+    if str(found) != str(confirm["value"]):
+        module.fail_json(
+            msg=f"{name} must equal the {what} ({field} in {path}): expected {found}, found {confirm['value']}. "
+            "Nothing was changed."
+        )
+    return document if isinstance(document, dict) else {}
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -103,12 +151,15 @@ def main() -> None:
             "keep_previous_seconds": {"type": "int", "default": 900},
             "history_size": {"type": "int", "default": 10},
             "by": {"type": "str", "default": ""},
+            "confirm": {"type": "dict", "default": {}},
         },
         supports_check_mode=True,
     )
     p = module.params
     started = time.monotonic()
     out, changed = {}, False
+    # Before anything changes: the operator's confirmation, when one is asked for.
+    confirmed = check_confirm(module, p["confirm"])
     for app in p["apps"]:
         name = app["name"]
         path = os.path.join(p["state_dir"], f"{name}.json")
@@ -179,7 +230,7 @@ def main() -> None:
         if not module.check_mode:
             write_atomically(path, json.dumps(new, indent=2) + "\n")
         out[name] = {**entry, "result": "rolled_back", "at": new["at"]}
-    module.exit_json(changed=changed, apps=out, elapsed=round(time.monotonic() - started, 3))
+    module.exit_json(changed=changed, apps=out, confirmed=confirmed, elapsed=round(time.monotonic() - started, 3))
 
 
 if __name__ == "__main__":

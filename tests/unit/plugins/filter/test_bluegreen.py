@@ -12,6 +12,7 @@ from ansible_collections.webstack.deploy.plugins.filter.bluegreen import (
     bluegreen_env,
     bluegreen_env_file,
     bluegreen_redact,
+    bluegreen_rollback_apps,
     release_record,
     upstream_name,
 )
@@ -134,3 +135,46 @@ def test_release_record_filter():
     current = {"colour": "blue", "version": "v1", "image": "i:v1", "port": 5001}
     record = release_record(None, "release", "a", current, None, "t1")
     assert (record["event"], record["colour"], record["previous"]) == ("release", "blue", None)
+
+
+class Untouchable(dict):
+    """An app entry whose env must not be read (Ansible would template it, lookups and all)."""
+
+    def __getitem__(self, key):
+        if key == "env":
+            raise AssertionError("env was read")
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        if key == "env":
+            raise AssertionError("env was read")
+        return super().get(key, default)
+
+    def items(self):
+        raise AssertionError("every field was read")
+
+    def values(self):
+        raise AssertionError("every field was read")
+
+
+def test_the_rollback_apps_are_what_the_switch_needs_and_env_is_never_read():
+    other = {**APP, "name": "orders", "colour_ports": {"blue": 5011, "green": 5012}, "health_path": "/ready"}
+    apps = [Untouchable({**APP, "env": {}}), Untouchable({**other, "env": {}})]
+    assert bluegreen_rollback_apps(apps, "orders", DEFAULTS) == [
+        {"name": "orders", "colour_ports": {"blue": 5011, "green": 5012}, "health_path": "/ready"}
+    ]
+    assert [a["name"] for a in bluegreen_rollback_apps(apps, "all", DEFAULTS)] == ["sample-api", "orders"]
+    assert bluegreen_rollback_apps(apps[:1], "", DEFAULTS) == [
+        {"name": "sample-api", "colour_ports": {"blue": 5001, "green": 5002}, "health_path": "/health"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("nope", "found 'nope'."), ("", "found '' (several apps: name one).")],
+)
+def test_the_rollback_apps_refuse_an_unknown_or_missing_name(name, message):
+    apps = [APP, {**APP, "name": "orders"}]
+    with pytest.raises(AnsibleFilterError, match="expected bluegreen_rollback_app") as err:
+        bluegreen_rollback_apps(apps, name, DEFAULTS)
+    assert message in str(err.value)

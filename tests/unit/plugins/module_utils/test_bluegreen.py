@@ -102,6 +102,36 @@ def test_a_release_moves_one_app_and_leaves_the_others():
     assert (plans["orders"]["version"], plans["orders"]["target_colour"]) == ("v3", "blue")
 
 
+@pytest.mark.parametrize(
+    ("status", "converge_would"),
+    [
+        ({}, "no release recorded for orders"),
+        (
+            {"record": released(), "containers": {"green": {"running": False}}, "live": "green"},
+            "container orders-green is not running",
+        ),
+        (
+            {"record": released(), "containers": {"green": running("webstack/sample-api:v2")}, "live": "green"},
+            "the settings of orders-green differ",
+        ),
+    ],
+    ids=["never-released", "stopped", "settings-changed"],
+)
+def test_a_release_never_releases_another_app_that_a_converge_would(status, converge_would):
+    """Only site.yml releases or repairs the other apps: a release of sample-api leaves orders as it is."""
+    live = {"record": released(), "containers": {"green": running("webstack/sample-api:v2")}, "live": "green"}
+    statuses = {"sample-api": live, "orders": status}
+    other = {**APP, "name": "orders", "digest": "changed"}
+    plans = {p["name"]: p for p in bg.plan([APP, other], statuses, "sample-api", "v3")}
+    assert plans["sample-api"]["needs_release"] and plans["sample-api"]["version"] == "v3"
+    assert not plans["orders"]["needs_release"] and plans["orders"]["reason"] == ""
+    assert plans["orders"]["left_alone"].startswith(converge_would)
+    # The converge of the same host does release or repair orders.
+    converge = {p["name"]: p for p in bg.plan([APP, other], statuses)}
+    assert converge["orders"]["needs_release"] and converge["orders"]["reason"].startswith(converge_would)
+    assert converge["orders"]["left_alone"] == ""
+
+
 def test_releasing_the_live_version_changes_nothing():
     statuses = {
         "sample-api": {

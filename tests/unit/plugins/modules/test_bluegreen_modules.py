@@ -176,6 +176,48 @@ def test_rollback_switches_warm_apps_first_and_records(tmp_path, colours, capsys
     assert out["apps"]["api"]["result"] == "already" and not out["changed"]
 
 
+@pytest.mark.parametrize(
+    ("summary", "error"),
+    [
+        ({"backup": {"label": "pre-release-api-v2-1"}}, "restore_confirm must equal the label of the backup "),
+        ({"backup": {}}, "restore_confirm: nothing to confirm against on this host: "),
+        (None, "is missing. Nothing was changed."),
+    ],
+    ids=["another-label", "no-backup", "no-record"],
+)
+def test_rollback_with_a_confirmation_that_does_not_match_changes_nothing(tmp_path, colours, capsys, summary, error):
+    for d in ("state", "live", "summaries"):
+        (tmp_path / d).mkdir()
+    blue = colours("v1", "blue")
+    record(tmp_path, "api")
+    if summary is not None:
+        (tmp_path / "summaries" / "api.json").write_text(json.dumps(summary))
+    before = (tmp_path / "state" / "api.json").read_text()
+    args = {
+        "apps": [{"name": "api", "colour_ports": {"blue": blue.port, "green": 1}}],
+        "state_dir": str(tmp_path / "state"),
+        "live_dir": str(tmp_path / "live"),
+        "confirm": {
+            "path": str(tmp_path / "summaries" / "api.json"),
+            "field": "backup.label",
+            "value": "pre-release-api-v0-1",
+            "name": "restore_confirm",
+            "what": "label of the backup",
+        },
+    }
+    rc, out = run(bluegreen_rollback, args, capsys)
+    assert rc == 1 and out["failed"] and error in out["msg"], out
+    assert "Nothing was changed" in out["msg"] and "confirmed" not in out
+    assert not (tmp_path / "live" / "api").exists()
+    assert (tmp_path / "state" / "api.json").read_text() == before
+    # The matching label: the switch goes ahead and the file comes back for what follows.
+    if summary and summary["backup"]:
+        args["confirm"]["value"] = "pre-release-api-v2-1"
+        rc, out = run(bluegreen_rollback, args, capsys)
+        assert rc == 0 and out["apps"]["api"]["result"] == "rolled_back" and out["confirmed"] == summary
+        assert (tmp_path / "live" / "api").read_text() == "blue\n"
+
+
 def test_status_without_docker_reports_absent_containers(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path))  # no docker here
     (tmp_path / "api.json").write_text('{"version": "v1"}')
