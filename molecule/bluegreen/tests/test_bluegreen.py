@@ -57,9 +57,21 @@ def run(command):
 
 
 def recap_changed(output):
-    match = re.search(r"changed=(\d+)", output.split("PLAY RECAP")[-1])
-    assert match, output[-2000:]
-    return int(match.group(1))
+    """Changed tasks of every host in the run's recap."""
+    counts = re.findall(r"changed=(\d+)", output.split("PLAY RECAP")[-1])
+    assert counts, output[-2000:]
+    return sum(int(n) for n in counts)
+
+
+def changed_tasks(output):
+    """Names of the tasks that reported a change, on any host."""
+    changed, task = set(), None
+    for line in output.splitlines():
+        if line.startswith("TASK ["):
+            task = line[len("TASK [") :].rsplit("]", 1)[0]
+        elif line.startswith("changed: [") and task:
+            changed.add(task)
+    return changed
 
 
 def state(host, app=APP):
@@ -146,10 +158,10 @@ def test_a_docker_daemon_restart_under_strict_load_fails_no_request(host):
         app: host.check_output(f"docker inspect -f '{{{{.State.StartedAt}}}}' {app}-blue") for app in (APP, OTHER)
     } == (started)
     if summary["failed"]:
-        # Known defect, seen in one run of about ten (184 of 11,157 requests, all 502, within 0.44 s):
-        # nginx's connections to the colours go through the kernel's NAT, and a restart of dockerd can
-        # cut them all at once for a moment. Only that (502s within one short window) is an xfail;
-        # failures of another kind or spread over longer fail the test.
+        # Known defect (184 of 11,157 and 486 of 20,005 requests in two runs at 950-1,700 requests/s, all
+        # 502, within 0.44 s; 0 at lower rates): nginx's connections to the colours go through the
+        # kernel's NAT, and a restart of dockerd can cut them all at once for a moment. Only that (502s
+        # within one short window) is an xfail; failures of another kind or spread over longer fail.
         assert set(summary["failed_by_kind"]) == {"502"}, summary
         assert summary["failed_window_s"] <= 1.0, summary
         pytest.xfail(f"dockerd restart cut nginx's connections to the colours for a moment (known defect): {summary}")
@@ -197,7 +209,10 @@ def test_a_request_in_flight_finishes_across_a_switch(host):
 def test_releasing_the_live_version_changes_nothing(host):
     rc, output = run(deploy(APP, "v2"))
     assert rc == 0, output[-3000:]
-    assert recap_changed(output) == 0, output[-3000:]
+    # Every deploy.yml run leaves its record and a history line on the app host; nothing else may change
+    # (no container, colour, nginx or env file).
+    record_tasks = {"Write the release record | /var/lib/webstack/release-summaries", "Add the release to the history"}
+    assert changed_tasks(output) <= record_tasks, output[-3000:]
     assert "sample-api v2 is already live on green" in " ".join(output.split())
 
 
