@@ -134,7 +134,8 @@ def test_release_swaps_the_listener_to_the_idle_colour(aws_server: str, aws: Cal
     assert 400 < wait < 700
 
 
-def test_inventory_finds_the_instances_of_both_colours(aws_server: str, platform: dict):
+def staging_inventory(aws_server: str) -> dict:
+    """`ansible-inventory --list` of inventories/staging against the moto server (its aws_ec2 source)."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), AWS_URL=aws_server)
     out = subprocess.run(
         [str(Path(sys.executable).parent / "ansible-inventory"), "-i", "inventories/staging", "--list"],
@@ -145,7 +146,11 @@ def test_inventory_finds_the_instances_of_both_colours(aws_server: str, platform
         timeout=120,
         check=True,
     ).stdout
-    inventory = json.loads(out)
+    return json.loads(out)
+
+
+def test_inventory_finds_the_instances_of_both_colours(aws_server: str, platform: dict):
+    inventory = staging_inventory(aws_server)
     assert len(inventory["colour_green"]["hosts"]) == 1
     assert len(inventory["colour_blue"]["hosts"]) == 1
     assert inventory["version_sample_api_2_0_0"]["hosts"] == inventory["colour_green"]["hosts"]
@@ -335,18 +340,7 @@ def test_several_apps_are_released_and_rolled_back_independently(
     assert forwarding_to(aws, listener) == tgs["blue"]
 
     # The inventory (what site.yml and the instances' boot read) gives each colour's versions.
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), AWS_URL=aws_server)
-    inventory = json.loads(
-        subprocess.run(
-            [str(Path(sys.executable).parent / "ansible-inventory"), "-i", "inventories/staging", "--list"],
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        ).stdout
-    )
+    inventory = staging_inventory(aws_server)
     hostvars = inventory["_meta"]["hostvars"]
     (blue_host,) = inventory["colour_blue"]["hosts"]
     assert unsafe(hostvars[blue_host]["webstack_app_versions"]) == {"orders": "5.0.0", "sample-api": "6.0.0"}
