@@ -57,10 +57,34 @@ def app_versions_differ(versions: Any, other: Any) -> list[str]:
     return sorted(a for a in apps if str(versions.get(a, "")) != str(other.get(a, "")))
 
 
+def app_rollback_refusal(state: Any, app: str, apps: Any = ()) -> str:
+    """Why a rollback of ``app`` on an Auto Scaling fleet must not swap to the previous colour, or ``""``.
+
+    ``state`` is the release record (SSM): a swap back moves every app whose version differs between its
+    ``versions`` and ``previous_versions``, so it is refused unless ``app`` is the only one. ``app`` empty
+    (a one-app platform): no refusal. ``apps``: the platform's app names, empty when unknown."""
+    if not app:
+        return ""
+    apps = list(apps or [])
+    if apps and app not in apps:
+        return f"app (release_aws_app): {app} is not an app of this platform (one of {', '.join(apps)})"
+    state = state if isinstance(state, Mapping) else {}
+    differ = app_versions_differ(state.get("versions") or {}, state.get("previous_versions") or {})
+    if not set(differ) - {app}:
+        return ""
+    return (
+        f"app (release_aws_app): the previous colour ({state.get('previous_colour', '?')}) differs from the live one "
+        f"in {', '.join(differ)}, not in {app} alone (the last {state.get('event', 'release')} was of "
+        f"{state.get('app', '?')}): a rollback of {app} would move those too. Release {app} at the version wanted "
+        "with playbooks/deploy.yml instead"
+    )
+
+
 class FilterModule:
     def filters(self):
         return {
             "app_versions": app_versions,
             "app_version_tags": app_version_tags,
             "app_versions_differ": app_versions_differ,
+            "app_rollback_refusal": app_rollback_refusal,
         }

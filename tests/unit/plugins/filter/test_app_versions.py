@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.webstack.deploy.plugins.filter.app_versions import (
+    app_rollback_refusal,
     app_version_tags,
     app_versions,
     app_versions_differ,
@@ -58,3 +59,28 @@ def test_differ_names_the_apps_a_swap_would_move():
     assert app_versions_differ({}, {}) == []
     with pytest.raises(AnsibleFilterError):
         app_versions_differ(live, ["orders"])
+
+
+STATE = {  # the SSM record after releases of orders then sample-api
+    "app": "sample-api",
+    "event": "release",
+    "previous_colour": "blue",
+    "versions": {"orders": "5.0.0", "sample-api": "6.0.0"},
+    "previous_versions": {"orders": "5.0.0", "sample-api": "1.0.0"},
+}
+
+
+def test_a_rollback_of_the_app_the_last_release_moved_is_allowed():
+    assert app_rollback_refusal(STATE, "sample-api", ["sample-api", "orders"]) == ""
+    assert app_rollback_refusal(STATE, "", ["sample-api", "orders"]) == ""  # one-app platform: no name
+
+
+def test_a_rollback_that_would_move_another_app_is_refused_naming_it():
+    why = app_rollback_refusal(STATE, "orders", ["sample-api", "orders"])
+    assert why.startswith("app (release_aws_app): the previous colour (blue) differs from the live one in sample-api")
+    assert "not in orders alone (the last release was of sample-api)" in why
+
+
+def test_an_unknown_app_is_refused_before_the_state_is_looked_at():
+    why = app_rollback_refusal(None, "billing", ["sample-api", "orders"])
+    assert why == "app (release_aws_app): billing is not an app of this platform (one of sample-api, orders)"
