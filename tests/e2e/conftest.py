@@ -56,21 +56,33 @@ class Fleet:
     secrets: set[str] = field(default_factory=lambda: inventory_secrets(INVENTORY))
     printed: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    def play(self, playbook: str, *args: str, timeout: int = 1800) -> Run:
+    def play(self, playbook: str, *args: str, timeout: int = 2700) -> Run:
         """``ansible-playbook -vvv -i inventories/local <playbook> <args>`` against this fleet.
 
         Every run is at -vvv and its output is searched for the inventory's secrets (``printed``).
+        ``timeout`` only guards against a hung run (a first converge beside the rest of the suite
+        on a 2-core machine has taken more than 30 min); a run stopped by it returns rc 124 and what it
+        printed so far, so the failure shows where it stood.
         """
         start = time.monotonic()
-        proc = subprocess.run(
-            ["ansible-playbook", "-vvv", "-i", INVENTORY, playbook, *args],
-            cwd=REPO_ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        try:
+            proc = subprocess.run(
+                ["ansible-playbook", "-vvv", "-i", INVENTORY, playbook, *args],
+                cwd=REPO_ROOT,
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            printed = [
+                part.decode(errors="replace") if isinstance(part, bytes) else part or ""
+                for part in (exc.stdout, exc.stderr)
+            ]
+            proc = subprocess.CompletedProcess(
+                exc.cmd, 124, printed[0] + f"\n(stopped after {timeout} s)\n", printed[1]
+            )
         output = proc.stdout + proc.stderr
         recap = {
             m[1]: {"ok": int(m[2]), "changed": int(m[3]), "unreachable": int(m[4]), "failed": int(m[5])}
